@@ -1,0 +1,141 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"time"
+)
+
+// Probe is one readiness check. Check returns nil once the sandbox is ready; it is called
+// repeatedly by WaitReady until it succeeds or the probe's timeout passes.
+type Probe interface {
+	Check(ctx context.Context) error
+	String() string
+}
+
+// TCPProbe is ready when a TCP connection to Addr succeeds.
+type TCPProbe struct{ Addr string }
+
+// Check dials Addr once.
+func (p TCPProbe) Check(ctx context.Context) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", p.Addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func (p TCPProbe) String() string { return "tcp " + p.Addr }
+
+// HTTPProbe is ready when a GET of URL answers with a 2xx status.
+type HTTPProbe struct {
+	URL    string
+	Client *http.Client // nil: a client that never follows proxies from the environment
+}
+
+// Check performs one GET.
+func (p HTTPProbe) Check(ctx context.Context) error {
+	client := p.Client
+	if client == nil {
+		// Probes talk to the sandbox directly: a proxy configured for the user's browsing must
+		// not see (or break) them.
+		client = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("%s answered %s", p.URL, resp.Status)
+	}
+	return nil
+}
+
+func (p HTTPProbe) String() string { return "http " + p.URL }
+
+// LogProbe is ready when a line of the console log at Path, written after Offset, matches
+// Pattern. Offset lets a restarted sandbox be judged only by what it printed this time.
+type LogProbe struct {
+	Path    string
+	Pattern *regexp.Regexp
+	Offset  int64
+}
+
+// Check scans the log from Offset.
+func (p LogProbe) Check(ctx context.Context) error {
+	f, err := os.Open(p.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() < p.Offset {
+		// The log was rotated since Offset was taken: everything in it is new.
+		p.Offset = 0
+	}
+	if _, err := f.Seek(p.Offset, 0); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if p.Pattern.Match(sc.Bytes()) {
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("no line matches %q yet", p.Pattern.String())
+}
+
+func (p LogProbe) String() string { return "log /" + p.Pattern.String() + "/" }
+
+// ErrNotReady is wrapped by WaitReady when the timeout passes.
+var ErrNotReady = errors.New("not ready")
+
+// WaitReady runs probe every interval until it succeeds, the timeout passes or ctx ends. alive
+// (may be nil) is consulted between attempts so a sandbox that died fails fast rather than
+// waiting out its timeout.
+func WaitReady(ctx context.Context, probe Probe, timeout, interval time.Duration, alive func() error) error {
+	if interval <= 0 {
+		interval = 500 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last error
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, max(interval, time.Second))
+		last = probe.Check(attempt)
+		cancelAttempt()
+		if last == nil {
+			return nil
+		}
+		if alive != nil {
+			if err := alive(); err != nil {
+				return fmt.Errorf("%s: %w", probe, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%s: %w after %s (last attempt: %v)", probe, ErrNotReady, timeout, last)
+			}
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
