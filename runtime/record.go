@@ -1,0 +1,92 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Supervisor statuses, as recorded by the supervisor itself.
+const (
+	StatusStarting   = "starting"
+	StatusRunning    = "running"
+	StatusReady      = "ready"
+	StatusRestarting = "restarting"
+	StatusStopping   = "stopping"
+	StatusStopped    = "stopped"
+	StatusExited     = "exited" // ended and not restarted by its policy
+	StatusFailed     = "failed" // could not be started at all
+)
+
+// maxExits bounds the exit history kept in a record.
+const maxExits = 20
+
+// Record is what a supervisor writes about its sandbox to <dir>/supervisor.json: who it is,
+// what its payload is doing, and every exit and restart. It is the supervisor's own file, so
+// it is written without the project lock; readers combine it with liveness checks.
+type Record struct {
+	Pid        int       `json:"pid"`        // the supervisor
+	StartTime  uint64    `json:"start_time"` // of the supervisor, in clock ticks since boot
+	Generation int       `json:"generation"`
+	Status     string    `json:"status"`
+	Payload    int       `json:"payload_pid,omitempty"`
+	Since      time.Time `json:"since"` // when the payload last started
+	Restarts   int       `json:"restarts"`
+	Exits      []Exit    `json:"exits,omitempty"` // newest last
+	Error      string    `json:"error,omitempty"` // why it failed or stopped restarting
+	Updated    time.Time `json:"updated"`
+}
+
+// RecordPath is the supervisor record of the sandbox directory dir.
+func RecordPath(dir string) string { return filepath.Join(dir, "supervisor.json") }
+
+// ReadRecord reads a supervisor record; a missing one is (nil, nil).
+func ReadRecord(dir string) (*Record, error) {
+	b, err := os.ReadFile(RecordPath(dir))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read supervisor record: %w", err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("read supervisor record %s: %w", RecordPath(dir), err)
+	}
+	return &r, nil
+}
+
+// WriteRecord replaces the record atomically.
+func WriteRecord(dir string, r *Record) error {
+	if len(r.Exits) > maxExits {
+		r.Exits = r.Exits[len(r.Exits)-maxExits:]
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(RecordPath(dir), append(b, '\n'))
+}
+
+// writeAtomic writes data to path through a synced temporary file in the same directory.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
