@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/sbx-dev/sbx/lang"
@@ -26,16 +25,16 @@ func (c *graphCmd) Run(a *app) error {
 // when networks is set, a dashed edge from each network to its members.
 func dot(cfg *lang.Config, networks bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "digraph %s {\n", strconv.Quote(cfg.Project.Name))
+	fmt.Fprintf(&b, "digraph %s {\n", dotQuote(cfg.Project.Name))
 	b.WriteString("  rankdir = \"BT\";\n  node [shape = box, style = rounded];\n")
 	for _, s := range cfg.Sandboxes {
 		label := s.Name + "\\n" + s.Image
-		fmt.Fprintf(&b, "  %s [label = %s];\n", strconv.Quote("sandbox."+s.Name), strconv.Quote(label))
+		fmt.Fprintf(&b, "  %s [label = %s];\n", dotQuote("sandbox."+s.Name), dotQuote(label))
 	}
 	if networks {
 		for _, n := range cfg.Networks {
 			fmt.Fprintf(&b, "  %s [shape = ellipse, style = dashed, label = %s];\n",
-				strconv.Quote("network."+n.Name), strconv.Quote(n.Name+"\\n"+n.Subnet.String()))
+				dotQuote("network."+n.Name), dotQuote(n.Name+"\\n"+n.Subnet.String()))
 		}
 	}
 	// lang keeps Edges sorted, so one node pair appears on consecutive lines with each origin.
@@ -49,8 +48,8 @@ func dot(cfg *lang.Config, networks bool) string {
 		seen[k] = append(seen[k], e.Origin)
 	}
 	for _, k := range order {
-		fmt.Fprintf(&b, "  %s -> %s [label = %s];\n", strconv.Quote("sandbox."+k[0]),
-			strconv.Quote("sandbox."+k[1]), strconv.Quote(strings.Join(dedupe(seen[k]), ", ")))
+		fmt.Fprintf(&b, "  %s -> %s [label = %s];\n", dotQuote("sandbox."+k[0]),
+			dotQuote("sandbox."+k[1]), dotQuote(strings.Join(dedupe(seen[k]), ", ")))
 	}
 	if networks {
 		for _, s := range cfg.Sandboxes {
@@ -62,11 +61,16 @@ func dot(cfg *lang.Config, networks bool) string {
 				label += " " + s.Network.IP.String()
 			}
 			fmt.Fprintf(&b, "  %s -> %s [style = dashed, arrowhead = none, label = %s];\n",
-				strconv.Quote("sandbox."+s.Name), strconv.Quote("network."+s.Network.Group), strconv.Quote(label))
+				dotQuote("sandbox."+s.Name), dotQuote("network."+s.Network.Group), dotQuote(label))
 		}
 	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// dotQuote quotes s as a DOT string, leaving \n escapes (line breaks in labels) alone.
+func dotQuote(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
 }
 
 func dedupe(s []string) []string {

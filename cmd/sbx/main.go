@@ -22,6 +22,7 @@ type cli struct {
 	Validate validateCmd `cmd:"" help:"Check the Sandboxfile and print every problem with its location."`
 	Fmt      fmtCmd      `cmd:"" help:"Rewrite Sandboxfiles in canonical format."`
 	Graph    graphCmd    `cmd:"" help:"Print the dependency graph of the sandboxes as DOT (pipe it to 'dot -Tsvg')."`
+	Plan     planCmd     `cmd:"" help:"Show what 'sbx up' would change, and why, without changing anything."`
 	Version  versionCmd  `cmd:"" help:"Print the version of sbx."`
 }
 

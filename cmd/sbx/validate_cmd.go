@@ -21,8 +21,8 @@ func (c *validateCmd) Run(a *app) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "%s %d sandboxes, %d networks.\n",
-			a.paint(a.color, green, "The Sandboxfile is valid:"), len(cfg.Sandboxes), len(cfg.Networks))
+		fmt.Fprintf(a.stdout, "%s %s, %s.\n", a.paint(a.color, green, "The Sandboxfile is valid:"),
+			plural(len(cfg.Sandboxes), "sandbox", "sandboxes"), plural(len(cfg.Networks), "network", "networks"))
 		return nil
 	}
 	path, err := a.sandboxfile()
@@ -95,6 +95,13 @@ type posJSON struct {
 	Line   int `json:"line"`
 	Column int `json:"column"`
 	Byte   int `json:"byte"`
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // sourceLine returns line n (1-based) of src without its newline.
