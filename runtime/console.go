@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // Console log rotation defaults (design: rotated at 10 MiB keeping 3 files).
@@ -126,3 +129,61 @@ func LogFiles(path string, keep int) []string {
 
 // consolePath is where a sandbox's console log lives.
 func consolePath(sandboxDir string) string { return filepath.Join(sandboxDir, "console.log") }
+
+// stampLayout is the timestamp at the start of each console log line; fixed width so that
+// it can be cut off without parsing.
+const stampLayout = "2006-01-02T15:04:05.000000Z"
+
+// StampWriter prefixes every line written through it with the time its first byte arrived
+// (UTC, stampLayout, then a space), so logs can be shown with or without timestamps. Partial
+// lines pass through at once; the next line gets its own stamp.
+type StampWriter struct {
+	W   io.Writer
+	Now func() time.Time
+
+	mu      sync.Mutex
+	midLine bool
+}
+
+// Write stamps and writes p.
+func (s *StampWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(p)
+	now := s.Now
+	if now == nil {
+		now = time.Now
+	}
+	buf := make([]byte, 0, len(p)+len(stampLayout)+1)
+	for len(p) > 0 {
+		if !s.midLine {
+			buf = now().UTC().AppendFormat(buf, stampLayout)
+			buf = append(buf, ' ')
+			s.midLine = true
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			buf = append(buf, p...)
+			break
+		}
+		buf = append(buf, p[:i+1]...)
+		p = p[i+1:]
+		s.midLine = false
+	}
+	if _, err := s.W.Write(buf); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// SplitStamp splits a console log line into its timestamp and its text. A line without a
+// stamp (written by an older sbx, or by libkrun directly) has a zero time.
+func SplitStamp(line []byte) (time.Time, []byte) {
+	n := len(stampLayout)
+	if len(line) > n && line[n] == ' ' {
+		if t, err := time.Parse(stampLayout, string(line[:n])); err == nil {
+			return t, line[n+1:]
+		}
+	}
+	return time.Time{}, line
+}

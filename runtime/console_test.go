@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRotatingFile(t *testing.T) {
@@ -65,5 +66,27 @@ func TestRotatingFile(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	if !bytes.HasSuffix(b, []byte("y\n")) || len(b) != 82 {
 		t.Errorf("live file after reopen = %q", b)
+	}
+}
+
+func TestStampWriter(t *testing.T) {
+	var buf bytes.Buffer
+	at := time.Date(2026, 11, 29, 16, 0, 0, 123456000, time.UTC)
+	w := &StampWriter{W: &buf, Now: func() time.Time { return at }}
+	for _, s := range []string{"hel", "lo\nwor", "ld\n", "\n"} {
+		if n, err := w.Write([]byte(s)); err != nil || n != len(s) {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
+	}
+	want := "2026-11-29T16:00:00.123456Z hello\n2026-11-29T16:00:00.123456Z world\n2026-11-29T16:00:00.123456Z \n"
+	if buf.String() != want {
+		t.Fatalf("got %q\nwant %q", buf.String(), want)
+	}
+	ts, text := SplitStamp([]byte("2026-11-29T16:00:00.123456Z hello"))
+	if !ts.Equal(at) || string(text) != "hello" {
+		t.Errorf("SplitStamp = %v %q", ts, text)
+	}
+	if ts, text := SplitStamp([]byte("plain line")); !ts.IsZero() || string(text) != "plain line" {
+		t.Errorf("SplitStamp(plain) = %v %q", ts, text)
 	}
 }

@@ -90,7 +90,7 @@ func (p LogProbe) Check(ctx context.Context) error {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if p.Pattern.Match(sc.Bytes()) {
+		if _, text := SplitStamp(sc.Bytes()); p.Pattern.Match(text) {
 			return nil
 		}
 	}

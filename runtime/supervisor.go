@@ -46,8 +46,9 @@ func Supervise(ctx context.Context, spec *RunSpec, d Driver, opts SupervisorOpti
 		return err
 	}
 	defer console.Close()
+	out := &StampWriter{W: console, Now: now}
 	note := func(format string, args ...any) {
-		fmt.Fprintf(console, "[sbx] "+format+"\n", args...)
+		fmt.Fprintf(out, "[sbx] "+format+"\n", args...)
 	}
 
 	rec := &Record{Pid: os.Getpid(), StartTime: opts.StartTime, Generation: spec.Generation, Status: StatusStarting}
@@ -71,7 +72,8 @@ func Supervise(ctx context.Context, spec *RunSpec, d Driver, opts SupervisorOpti
 
 	for first := true; ; first = false {
 		offset := consoleSize(spec.Dir)
-		inst, err := d.Start(ctx, spec, console)
+		note("starting generation %d", spec.Generation)
+		inst, err := d.Start(context.WithoutCancel(ctx), spec, out)
 		if err != nil {
 			note("start failed: %v", err)
 			rec.Status, rec.Error = StatusFailed, err.Error()
@@ -84,7 +86,6 @@ func Supervise(ctx context.Context, spec *RunSpec, d Driver, opts SupervisorOpti
 		started := now()
 		rec.Status, rec.Payload, rec.Since, rec.Error = StatusRunning, inst.Pid(), started, ""
 		save()
-		note("started generation %d (pid %d)", spec.Generation, inst.Pid())
 
 		exited := make(chan Exit, 1)
 		go func() { exited <- inst.Wait() }()

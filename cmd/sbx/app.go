@@ -110,6 +110,24 @@ func (a *app) load(opts ...lang.Option) (*lang.Config, error) {
 	return cfg, nil
 }
 
+// loadQuiet loads the Sandboxfile without printing anything; for commands that only use it
+// when it is there and valid.
+func (a *app) loadQuiet() (*lang.Config, error) {
+	path, err := a.sandboxfile()
+	if err != nil {
+		return nil, err
+	}
+	vars, err := parseVarFlags(a.g.Var)
+	if err != nil {
+		return nil, err
+	}
+	cfg, diags := lang.Load(path, lang.WithVars(vars), lang.WithVarFiles(a.g.VarFile))
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return cfg, nil
+}
+
 func parseVarFlags(flags []string) (map[string]string, error) {
 	vars := make(map[string]string, len(flags))
 	for _, f := range flags {

@@ -23,7 +23,19 @@ type cli struct {
 	Fmt      fmtCmd      `cmd:"" help:"Rewrite Sandboxfiles in canonical format."`
 	Graph    graphCmd    `cmd:"" help:"Print the dependency graph of the sandboxes as DOT (pipe it to 'dot -Tsvg')."`
 	Plan     planCmd     `cmd:"" help:"Show what 'sbx up' would change, and why, without changing anything."`
+	Up       upCmd       `cmd:"" help:"Create, replace or start the sandboxes so that they match the Sandboxfile."`
+	Down     downCmd     `cmd:"" help:"Stop and remove sandboxes, dependents first."`
+	Ps       psCmd       `cmd:"" help:"List the sandboxes of this project and their state."`
+	Logs     logsCmd     `cmd:"" help:"Print the console logs of sandboxes (-f to follow)."`
+	Restart  restartCmd  `cmd:"" help:"Restart sandboxes as they are, keeping their writable layer."`
+	Pull     pullCmd     `cmd:"" help:"Fetch the images of the Sandboxfile ahead of time."`
+	Images   imagesCmd   `cmd:"" help:"List the images in the image store."`
+	Prune    pruneCmd    `cmd:"" help:"Free the image store of what no image or sandbox uses."`
 	Version  versionCmd  `cmd:"" help:"Print the version of sbx."`
+
+	Supervise superviseCmd `cmd:"" name:"__supervise" hidden:"" help:"Supervise one sandbox (started by sbx up)."`
+	VMM       vmmCmd       `cmd:"" name:"__vmm" hidden:"" help:"The libkrun VMM child."`
+	NS        nsCmd        `cmd:"" name:"__ns" hidden:"" help:"The namespace child."`
 }
 
 const description = `sbx runs sandboxes declared in a Sandboxfile (HCL): lightweight microVMs booted from
@@ -53,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sbx:", err)
 		return 1
 	}
-	code, done := parseAndRun(parser, &c, args, stdout, stderr)
+	code, done := parseAndRun(parser, &c, followFlag(args), stdout, stderr)
 	if done {
 		return code
 	}
@@ -61,6 +73,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 type exitPanic struct{}
+
+// followFlag lets "sbx logs -f" mean --follow, as in every other logs command, although -f is
+// also the global --file: after the word "logs", -f is rewritten to --follow. "sbx -f FILE logs"
+// keeps its meaning.
+func followFlag(args []string) []string {
+	out := append([]string(nil), args...)
+	seenLogs := false
+	for i, a := range out {
+		switch {
+		case a == "--":
+			return out
+		case a == "logs" && !seenLogs:
+			seenLogs = true
+		case seenLogs && a == "-f":
+			out[i] = "--follow"
+		}
+	}
+	return out
+}
 
 // parseAndRun isolates kong's Exit callback (help, usage errors) behind a recover so that run
 // stays testable in-process.

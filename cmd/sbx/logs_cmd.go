@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sbx-dev/sbx/runtime"
+)
+
+type logsCmd struct {
+	Targets    []string `arg:"" optional:"" name:"sandbox" help:"Sandboxes whose console to show (default: all)."`
+	Follow     bool     `name:"follow" help:"Keep printing new lines, across log rotation and restarts (-f for short)."`
+	Tail       int      `help:"Show only the last N lines of each sandbox (-1: all)." default:"-1"`
+	Timestamps bool     `help:"Show when each line was written."`
+}
+
+// palette colours the name prefixes of several sandboxes.
+var palette = []string{"36", "33", "35", "32", "34", "96", "93", "95"}
+
+func (c *logsCmd) Run(a *app) error {
+	dir, err := a.projectDir()
+	if err != nil {
+		return err
+	}
+	st, _, err := observed(dir)
+	if err != nil {
+		return err
+	}
+	names := c.Targets
+	if len(names) == 0 {
+		names = st.Names()
+	}
+	p := runtime.NewProject("", dir)
+	width := 0
+	for _, n := range names {
+		if st.Record(n) == nil {
+			if _, err := os.Stat(p.ConsoleLog(n)); err != nil {
+				return fmt.Errorf("no sandbox %q in this project (sbx ps lists them)", n)
+			}
+		}
+		width = max(width, len(n))
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	out := &lockedWriter{w: a.stdout}
+	var wg sync.WaitGroup
+	for i, n := range names {
+		prefix := ""
+		if len(names) > 1 {
+			prefix = a.paint(a.color, palette[i%len(palette)], fmt.Sprintf("%-*s |", width, n)) + " "
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.show(ctx, p.ConsoleLog(n), prefix, out)
+		}()
+		if !c.Follow {
+			wg.Wait() // one sandbox after the other, each whole
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// show prints the console log at path: the rotated files, oldest first, then the live one,
+// keeping the last Tail lines; with Follow it then polls the live file, reopening it when it
+// was rotated or recreated, until ctx ends.
+func (c *logsCmd) show(ctx context.Context, path, prefix string, out *lockedWriter) {
+	var lines []string
+	emit := func(line []byte) {
+		ts, text := runtime.SplitStamp(line)
+		s := prefix
+		if c.Timestamps && !ts.IsZero() {
+			s += ts.Local().Format(time.RFC3339Nano) + " "
+		}
+		s += string(text)
+		if c.Tail >= 0 && lines != nil {
+			lines = append(lines, s)
+			if len(lines) > c.Tail {
+				lines = lines[1:]
+			}
+			return
+		}
+		out.println(s)
+	}
+	if c.Tail >= 0 {
+		lines = make([]string, 0, c.Tail+1)
+	}
+	files := runtime.LogFiles(path, runtime.DefaultConsoleKeep)
+	var live *os.File
+	var liveIno uint64
+	var rest []byte
+	for i, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		rest = readLines(f, nil, emit)
+		if i == len(files)-1 && name == path {
+			live, liveIno = f, inode(f)
+		} else {
+			f.Close()
+		}
+	}
+	for _, l := range lines {
+		out.println(l)
+	}
+	lines = nil
+	if !c.Follow {
+		if live != nil {
+			live.Close()
+		}
+		return
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if live != nil {
+			rest = readLines(live, rest, emit)
+		}
+		// Rotated (a new file under the name) or recreated by a new sandbox: switch over
+		// after draining the old one.
+		if st, err := os.Stat(path); err == nil && inodeOf(st) != liveIno {
+			if live != nil {
+				rest = readLines(live, rest, emit)
+				live.Close()
+			}
+			live, rest = nil, nil
+			if f, err := os.Open(path); err == nil {
+				live, liveIno = f, inode(f)
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if live != nil {
+				live.Close()
+			}
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// readLines reads whole lines from r, calling emit for each; an unfinished last line is
+// returned, to be completed by the next read.
+func readLines(r io.Reader, partial []byte, emit func([]byte)) []byte {
+	br := bufio.NewReader(r)
+	for {
+		chunk, err := br.ReadBytes('\n')
+		partial = append(partial, chunk...)
+		if err != nil {
+			return partial
+		}
+		emit(partial[:len(partial)-1])
+		partial = partial[:0]
+	}
+}
+
+func inode(f *os.File) uint64 {
+	st, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	return inodeOf(st)
+}
+
+func inodeOf(st os.FileInfo) uint64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return s.Ino
+	}
+	return 0
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) println(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintln(l.w, s)
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sbx-dev/sbx/lang"
+	"github.com/sbx-dev/sbx/planner"
+	"github.com/sbx-dev/sbx/runtime"
+)
+
+type psCmd struct {
+	JSON bool `help:"Print one JSON object per sandbox, in an array."`
+}
+
+// psRow is one sandbox in sbx ps; its JSON form is the --json schema.
+type psRow struct {
+	Name     string    `json:"name"`
+	State    string    `json:"state"` // running, ready, starting, restarting, stopped, crashed
+	Pid      int       `json:"pid,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	Uptime   string    `json:"uptime,omitempty"`
+	Ports    []string  `json:"ports"`
+	Image    string    `json:"image"`
+	Digest   string    `json:"image_digest,omitempty"`
+	IP       string    `json:"ip,omitempty"`
+	Restarts int       `json:"restarts"`
+	Exit     string    `json:"last_exit,omitempty"`
+}
+
+func (c *psCmd) Run(a *app) error {
+	dir, err := a.projectDir()
+	if err != nil {
+		return err
+	}
+	rows, err := psRows(dir, time.Now())
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(a.stdout, "No sandboxes: 'sbx up' starts them.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tPORTS\tIMAGE\tRESTARTS")
+	for _, r := range rows {
+		pid := "-"
+		if r.Pid != 0 {
+			pid = strconv.Itoa(r.Pid)
+		}
+		img := r.Image
+		if r.Digest != "" {
+			img += "@" + shortDigest(r.Digest)
+		}
+		state := r.State
+		if r.Exit != "" && (r.State == "crashed" || r.State == "stopped") {
+			state += " (" + r.Exit + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Name, a.stateColor(state), pid, orDash(r.Uptime),
+			orDash(strings.Join(r.Ports, ",")), img, r.Restarts)
+	}
+	return tw.Flush()
+}
+
+func (a *app) stateColor(s string) string {
+	switch {
+	case strings.HasPrefix(s, "ready"), strings.HasPrefix(s, "running"):
+		return a.paint(a.color, green, s)
+	case strings.HasPrefix(s, "crashed"):
+		return a.paint(a.color, red, s)
+	case strings.HasPrefix(s, "starting"), strings.HasPrefix(s, "restarting"):
+		return a.paint(a.color, yellow, s)
+	}
+	return s
+}
+
+// psRows derives each sandbox's state from the state file, the liveness of its supervisor
+// (pid and start time) and the supervisor's own record — never from a record alone.
+func psRows(dir string, now time.Time) ([]psRow, error) {
+	st, obs, err := observed(dir)
+	if err != nil {
+		return nil, err
+	}
+	p := runtime.NewProject("", dir)
+	rows := []psRow{}
+	for _, name := range st.Names() {
+		rec := st.Record(name)
+		sup, _ := runtime.ReadRecord(p.SandboxDir(name))
+		row := psRow{Name: name, Image: rec.Spec.Image, Digest: rec.ImageDigest, Ports: ports(rec.Spec.Ports)}
+		if rec.IP.IsValid() {
+			row.IP = rec.IP.String()
+		}
+		if sup != nil && sup.Pid == rec.Pid {
+			row.Restarts = sup.Restarts
+			if n := len(sup.Exits); n > 0 {
+				row.Exit = exitText(sup.Exits[n-1])
+			}
+		}
+		row.State = psState(obs[name], rec, sup)
+		if obs[name] == planner.StatusRunning {
+			row.Pid = rec.Pid
+			if sup != nil && sup.Pid == rec.Pid && !sup.Since.IsZero() && sup.Payload != 0 {
+				row.Since = sup.Since
+				row.Uptime = humanDuration(now.Sub(sup.Since))
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func psState(observed planner.Status, rec *planner.Record, sup *runtime.Record) string {
+	switch observed {
+	case planner.StatusStopped:
+		return "stopped"
+	case planner.StatusCrashed:
+		return "crashed"
+	}
+	if sup == nil || sup.Pid != rec.Pid {
+		return "starting"
+	}
+	probe := rec.Spec.Ready != nil
+	switch sup.Status {
+	case runtime.StatusReady:
+		if probe {
+			return "ready"
+		}
+		return "running"
+	case runtime.StatusRunning, runtime.StatusStarting:
+		if probe {
+			return "starting"
+		}
+		return "running"
+	case runtime.StatusRestarting:
+		return "restarting"
+	case runtime.StatusExited:
+		if n := len(sup.Exits); n > 0 && !sup.Exits[n-1].Failed() {
+			return "stopped"
+		}
+		return "crashed"
+	case runtime.StatusFailed:
+		return "crashed"
+	case runtime.StatusStopping, runtime.StatusStopped:
+		return "stopped"
+	}
+	return sup.Status
+}
+
+func ports(ps []lang.Port) []string {
+	out := []string{}
+	for _, p := range ps {
+		s := fmt.Sprintf("%s:%d->%d", p.HostIP, p.Host, p.Guest)
+		if p.Protocol == "udp" {
+			s += "/udp"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func exitText(e runtime.Exit) string {
+	switch {
+	case e.Signal != "":
+		return e.Signal
+	case e.Err != "":
+		return "lost"
+	}
+	return "exit " + strconv.Itoa(e.Code)
+}
+
+func shortDigest(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return hex[:12]
+	}
+	return d
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return strconv.Itoa(int(d.Hours()/24)) + "d"
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+// printStatus prints one line per sandbox of cfg after an apply: its state and ports.
+func (a *app) printStatus(dir string, cfg *lang.Config) error {
+	rows, err := psRows(dir, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if cfg.Sandbox(r.Name) == nil {
+			continue
+		}
+		line := fmt.Sprintf("  %-16s %s", r.Name, a.stateColor(r.State))
+		if len(r.Ports) > 0 {
+			line += "  " + strings.Join(r.Ports, ", ")
+		}
+		if r.IP != "" {
+			line += "  ip " + r.IP
+		}
+		fmt.Fprintln(a.stdout, line)
+	}
+	return nil
+}

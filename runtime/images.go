@@ -1,0 +1,50 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/sbx-dev/sbx/runtime/image"
+)
+
+// StoreImages serves images from the image store, pulling only those it does not hold yet.
+type StoreImages struct {
+	Store *image.Store
+	// Progress, when set, gives the progress reporter of one pull.
+	Progress func(ref string) image.Progress
+}
+
+// Ensure returns ref from the store, pulling it first when it is missing.
+func (s StoreImages) Ensure(ctx context.Context, ref string) (*Image, error) {
+	// Local sources are read again every time (cheap, and a rebuilt layout is seen); registry
+	// images are pulled only when missing.
+	local := strings.HasPrefix(ref, "oci-layout:") || strings.HasPrefix(ref, "docker-archive:")
+	var img *image.Image
+	var err error
+	if !local {
+		img, err = s.Store.Lookup(ctx, ref)
+		if err != nil && !errors.Is(err, image.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if img == nil {
+		var opts []image.PullOption
+		if s.Progress != nil {
+			opts = append(opts, image.WithProgress(s.Progress(ref)))
+		}
+		img, err = s.Store.Pull(ctx, ref, opts...)
+		if err != nil {
+			return nil, err
+		}
+	}
+	c := img.Config
+	return &Image{
+		Digest:  img.Digest,
+		Layers:  img.LayerDirs,
+		RootDir: img.RootDir,
+		Config: ImageConfig{
+			Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User,
+		},
+	}, nil
+}
