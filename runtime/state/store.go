@@ -187,15 +187,16 @@ func (s *Store) ensureDir() error {
 	return nil
 }
 
-// cleanTemps removes the temporary files a crashed write left behind. Only the lock holder
-// calls it, so no write is in flight.
+// cleanTemps removes the temporary files a crashed write of state.json left behind. Only the
+// lock holder calls it, so no such write is in flight. Temporary .gitignore files are left
+// alone: ensureDir writes them before taking the lock, so one may belong to a live process.
 func (s *Store) cleanTemps() {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tempPrefix) || strings.HasPrefix(e.Name(), ".gitignore.tmp-") {
+		if strings.HasPrefix(e.Name(), tempPrefix) {
 			os.Remove(filepath.Join(s.dir, e.Name()))
 		}
 	}

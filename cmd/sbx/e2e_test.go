@@ -1,0 +1,363 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The end-to-end tests drive the real sbx binary: real supervisors, real namespaces (as root),
+// images built from busybox-static into an OCI layout.
+
+var (
+	e2eOnce  sync.Once
+	e2eBin   string
+	e2eImage string
+	e2eErr   error
+)
+
+// e2eSetup builds sbx and the busybox image once per test binary.
+func e2eSetup(t *testing.T) (bin, image string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("end-to-end tests of the ns driver need root")
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs busybox-static (/bin/busybox)")
+	}
+	e2eOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sbx-e2e-")
+		if err != nil {
+			e2eErr = err
+			return
+		}
+		e2eBin = filepath.Join(dir, "sbx")
+		if out, err := exec.Command("go", "build", "-o", e2eBin, ".").CombinedOutput(); err != nil {
+			e2eErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		e2eImage = filepath.Join(dir, "image")
+		if out, err := exec.Command("go", "run", "../../examples/hello/mkimage", "-out", e2eImage).CombinedOutput(); err != nil {
+			e2eErr = fmt.Errorf("mkimage: %v\n%s", err, out)
+		}
+	})
+	if e2eErr != nil {
+		t.Fatal(e2eErr)
+	}
+	return e2eBin, e2eImage
+}
+
+// project is a temporary project directory with its own image store.
+type project struct {
+	t     *testing.T
+	dir   string
+	bin   string
+	image string
+	home  string
+}
+
+func newProject(t *testing.T, sandboxfile string) *project {
+	bin, image := e2eSetup(t)
+	p := &project{t: t, dir: t.TempDir(), bin: bin, image: image, home: t.TempDir()}
+	p.write(sandboxfile)
+	t.Cleanup(func() {
+		// Whatever a test left running goes, so tests never leak processes into each other.
+		p.sbx("down", "--purge")
+	})
+	return p
+}
+
+// write replaces the Sandboxfile; IMAGE stands for the test image reference.
+func (p *project) write(sandboxfile string) {
+	p.t.Helper()
+	src := strings.ReplaceAll(sandboxfile, "IMAGE", "oci-layout:"+p.image+":latest")
+	if err := os.WriteFile(filepath.Join(p.dir, "Sandboxfile"), []byte(src), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (p *project) sbx(args ...string) result {
+	p.t.Helper()
+	cmd := exec.Command(p.bin, append([]string{"-C", p.dir}, args...)...)
+	cmd.Env = append(os.Environ(), "SBX_HOME="+p.home, "NO_COLOR=1", "SBX_DRIVER=ns")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		p.t.Fatalf("sbx %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// must runs sbx and fails the test on a non-zero exit.
+func (p *project) must(args ...string) string {
+	p.t.Helper()
+	r := p.sbx(args...)
+	if r.code != 0 {
+		p.t.Fatalf("sbx %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+func (p *project) ps() map[string]psRow {
+	p.t.Helper()
+	var rows []psRow
+	if err := json.Unmarshal([]byte(p.must("ps", "--json")), &rows); err != nil {
+		p.t.Fatal(err)
+	}
+	out := map[string]psRow{}
+	for _, r := range rows {
+		out[r.Name] = r
+	}
+	return out
+}
+
+// eventually polls cond for up to 30 s.
+func (p *project) eventually(what string, cond func() bool) {
+	p.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Fatalf("timed out waiting for %s", what)
+}
+
+// planJSON returns sandbox -> action of `sbx plan --json`.
+func (p *project) planActions() map[string]string {
+	p.t.Helper()
+	var plan struct {
+		Steps []struct {
+			Sandbox string `json:"sandbox"`
+			Action  string `json:"action"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(p.must("plan", "--json")), &plan); err != nil {
+		p.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, s := range plan.Steps {
+		out[s.Sandbox] = s.Action
+	}
+	return out
+}
+
+// processesOf lists the pids whose command line mentions dir (supervisors carry their
+// sandbox directory) or that run in its sandboxes.
+func processesOf(dir string) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(b, []byte(dir)) {
+			out = append(out, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
+}
+
+const chainProject = `
+project {
+  name   = "chain"
+  driver = "ns"
+}
+
+sandbox "db" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo booting; sleep 0.3; echo 'db ready to accept connections'; exec sleep 3600"]
+  network { scope = "none" }
+  ready {
+    log     = "ready to accept connections"
+    timeout = "20s"
+  }
+}
+
+sandbox "cache" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo cache up; exec sleep 3600"]
+  network { scope = "none" }
+  depends_on = [sandbox.db]
+}
+
+sandbox "api" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo api LOG_LEVEL=$LOG_LEVEL; exec sleep 3600"]
+  env     = { LOG_LEVEL = "info" }
+  network { scope = "none" }
+  depends_on = [sandbox.cache]
+}
+`
+
+func TestE2EUpChainPlanDown(t *testing.T) {
+	p := newProject(t, chainProject)
+	out := p.must("up")
+	if !strings.Contains(out, "Plan: 3 to create") {
+		t.Fatalf("up printed:\n%s", out)
+	}
+	rows := p.ps()
+	if rows["db"].State != "ready" || rows["cache"].State != "running" || rows["api"].State != "running" {
+		t.Fatalf("ps after up: %+v", rows)
+	}
+	// Dependencies started first: db's ready line precedes cache's start, which precedes api's.
+	if dbReady, cacheUp := rows["db"].Since, rows["cache"].Since; !dbReady.Before(cacheUp) {
+		t.Errorf("cache started at %v, before db (%v)", cacheUp, dbReady)
+	}
+	if out := p.must("plan"); !strings.Contains(out, "No changes.") {
+		t.Fatalf("plan after up:\n%s", out)
+	}
+	if out := p.must("up"); !strings.Contains(out, "No changes.") {
+		t.Fatalf("second up:\n%s", out)
+	}
+	logs := p.must("logs", "api")
+	if !strings.Contains(logs, "api LOG_LEVEL=info") {
+		t.Errorf("logs api:\n%s", logs)
+	}
+
+	// An env edit replaces exactly that sandbox.
+	p.write(strings.Replace(chainProject, `LOG_LEVEL = "info"`, `LOG_LEVEL = "debug"`, 1))
+	if got := p.planActions(); len(got) != 1 || got["api"] != "replace" {
+		t.Fatalf("plan after env edit: %v", got)
+	}
+	oldDB := p.ps()["db"].Pid
+	p.must("up")
+	rows = p.ps()
+	if rows["db"].Pid != oldDB {
+		t.Errorf("db was restarted by an edit of api")
+	}
+	p.eventually("api logs the new level", func() bool {
+		return strings.Contains(p.must("logs", "api"), "LOG_LEVEL=debug")
+	})
+
+	p.must("down")
+	if procs := processesOf(p.dir); len(procs) > 0 {
+		t.Errorf("processes left after down:\n%s", strings.Join(procs, "\n"))
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(b, []byte(p.dir)) {
+		t.Errorf("mounts left after down:\n%s", b)
+	}
+	if rows := p.ps(); len(rows) != 0 {
+		t.Errorf("ps after down: %v", rows)
+	}
+}
+
+func TestE2ERestartPolicies(t *testing.T) {
+	p := newProject(t, `
+project { driver = "ns" }
+sandbox "flaky" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo attempt; exit 3"]
+  network { scope = "none" }
+  restart = "on-failure"
+}
+sandbox "once" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo once; exit 3"]
+  network { scope = "none" }
+  restart = "no"
+}
+`)
+	p.sbx("up") // both fail before being ready: exit 1, by design
+	p.eventually("flaky restarted", func() bool { return p.ps()["flaky"].Restarts >= 1 })
+	p.eventually("once crashed", func() bool { return p.ps()["once"].State == "crashed" })
+	time.Sleep(1500 * time.Millisecond)
+	if r := p.ps()["once"]; r.Restarts != 0 || r.Exit != "exit 3" {
+		t.Errorf("once under restart=no: %+v", r)
+	}
+	if n := strings.Count(p.must("logs", "once"), "\nonce\n") + strings.Count("\n"+p.must("logs", "once"), "\nonce\n"); n > 2 {
+		t.Errorf("once ran %d times", n)
+	}
+}
+
+func TestE2EKilledSupervisorConverges(t *testing.T) {
+	p := newProject(t, `
+project { driver = "ns" }
+sandbox "svc" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo up; exec sleep 3600"]
+  network { scope = "none" }
+}
+`)
+	p.must("up")
+	pid := p.ps()["svc"].Pid
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.eventually("svc crashed", func() bool { return p.ps()["svc"].State == "crashed" })
+	if got := p.planActions(); got["svc"] != "start" {
+		t.Fatalf("plan after kill -9: %v", got)
+	}
+	// The payload died with its supervisor (its init had a parent-death signal).
+	p.eventually("no orphan payload", func() bool {
+		for _, proc := range processesOf(p.dir) {
+			if !strings.Contains(proc, "__supervise") {
+				return false
+			}
+		}
+		return true
+	})
+	p.must("up")
+	if r := p.ps()["svc"]; r.State != "running" || r.Pid == pid {
+		t.Fatalf("after up: %+v", r)
+	}
+	p.must("down")
+	if procs := processesOf(p.dir); len(procs) > 0 {
+		t.Errorf("processes left after down:\n%s", strings.Join(procs, "\n"))
+	}
+}
+
+func TestE2EConcurrentUpsSerialize(t *testing.T) {
+	p := newProject(t, `
+project { driver = "ns" }
+sandbox "a" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "sleep 0.5; echo ready; exec sleep 3600"]
+  network { scope = "none" }
+  ready { log = "ready" }
+}
+`)
+	var wg sync.WaitGroup
+	results := make([]result, 2)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = p.sbx("up")
+		}()
+	}
+	wg.Wait()
+	creates := 0
+	for _, r := range results {
+		if r.code != 0 {
+			t.Fatalf("a concurrent up failed: %s %s", r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout, "1 to create") {
+			creates++
+		}
+	}
+	if creates != 1 {
+		t.Fatalf("%d ups created the sandbox, want exactly 1:\n%s\n---\n%s", creates, results[0].stdout, results[1].stdout)
+	}
+	if rows := p.ps(); rows["a"].State != "ready" {
+		t.Fatalf("ps: %+v", rows)
+	}
+}

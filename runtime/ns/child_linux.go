@@ -1,0 +1,817 @@
+//go:build linux
+
+package ns
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// event is one line on the report pipe, child to parent.
+type event struct {
+	// Event is "started" (the payload runs), "error" (setup failed; nothing
+	// runs) or "exit" (the payload ended; init exits next).
+	Event  string      `json:"event"`
+	Pid    int         `json:"pid,omitempty"` // the payload's pid inside the sandbox
+	Error  *StepError  `json:"error,omitempty"`
+	Status *ExitStatus `json:"status,omitempty"`
+}
+
+// stagingDir is where the child lays its private tmpfs, under which the new
+// root is assembled. Mounts there exist only in the child's mount namespace,
+// so every sandbox can use the same directory at once.
+const stagingDir = "/run/sbx-ns"
+
+// forwardedSignals are the signals init passes on to the payload.
+func forwardedSignals() []os.Signal {
+	return []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+}
+
+// RunChild is the child side of [Start]: the hidden command of sbx calls it
+// with its stdin (the JSON [Config]) and fd 3 (the report pipe). It expects
+// to run in the fresh namespaces Start creates, as their PID 1.
+//
+// It sets up the sandbox, starts the payload and stays as its init; once
+// the payload has started it never returns but exits the process with the
+// payload's status. It returns an error only when the setup failed, after
+// reporting it to the parent; the caller should then exit non-zero.
+func RunChild(stdin io.Reader, report *os.File) error {
+	// Joining a network namespace moves only the calling thread, and the
+	// payload is forked from that thread: keep this goroutine on it.
+	runtime.LockOSThread()
+	syscall.CloseOnExec(int(report.Fd()))
+	enc := json.NewEncoder(report)
+	fail := func(se *StepError) error {
+		_ = enc.Encode(event{Event: "error", Error: se})
+		return se
+	}
+	var cfg Config
+	if err := json.NewDecoder(stdin).Decode(&cfg); err != nil {
+		return fail(stepErr("read config", err))
+	}
+	syscall.Umask(0o022)
+	c := &child{cfg: &cfg}
+	if se := c.setup(); se != nil {
+		return fail(se)
+	}
+	plan, se := c.payload()
+	if se != nil {
+		return fail(se)
+	}
+	return c.runInit(plan, enc)
+}
+
+// child is the state of the setup.
+type child struct {
+	cfg  *Config
+	root string // the new root's mountpoint, below stagingDir
+}
+
+// setup does everything up to and including pivot_root.
+func (c *child) setup() *StepError {
+	cfg := c.cfg
+	if cfg.NetNS != "" {
+		if err := joinNetNS(cfg.NetNS); err != nil {
+			return stepErr("join network namespace "+cfg.NetNS, err)
+		}
+	} else if err := loopbackUp(); err != nil {
+		return stepErr("bring up loopback", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return stepErr("make mounts private", err)
+	}
+	if err := os.MkdirAll(stagingDir, 0o700); err != nil {
+		return stepErr("create "+stagingDir, err)
+	}
+	if err := unix.Mount("tmpfs", stagingDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=700,size=1m"); err != nil {
+		return stepErr("mount staging tmpfs on "+stagingDir, err)
+	}
+	c.root = path.Join(stagingDir, "root")
+	if err := os.Mkdir(c.root, 0o755); err != nil {
+		return stepErr("create root mountpoint", err)
+	}
+	if se := c.mountRoot(); se != nil {
+		return se
+	}
+	rootFD, err := unix.Open(c.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return stepErr("open new root", err)
+	}
+	defer unix.Close(rootFD)
+
+	if err := mountIn(rootFD, "proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return stepErr("mount /proc", err)
+	}
+	if err := maskProc(rootFD, c.root); err != nil {
+		return stepErr("mask /proc", err)
+	}
+	if err := setupDev(rootFD); err != nil {
+		return stepErr("set up /dev", err)
+	}
+	// /sys is a convenience (some tools read it); a host that refuses it
+	// does not stop the sandbox.
+	_ = mountIn(rootFD, "sysfs", "/sys", "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	for _, f := range []struct{ name, content string }{{"hosts", cfg.Hosts}, {"resolv.conf", cfg.ResolvConf}} {
+		if f.content == "" {
+			continue
+		}
+		src := path.Join(stagingDir, f.name)
+		if err := os.WriteFile(src, []byte(f.content), 0o644); err != nil {
+			return stepErr("write /etc/"+f.name, err)
+		}
+		if err := bindIn(rootFD, src, "/etc/"+f.name, false); err != nil {
+			return stepErr("mount /etc/"+f.name, err)
+		}
+	}
+	// The user's mounts come last, so they win over /dev or /etc/hosts,
+	// as with Docker.
+	for _, m := range cfg.Mounts {
+		if err := bindIn(rootFD, m.Source, m.Target, m.ReadOnly); err != nil {
+			return stepErr(fmt.Sprintf("mount %s on %s", m.Source, m.Target), err)
+		}
+	}
+	if err := unix.Sethostname([]byte(cfg.hostname())); err != nil {
+		return stepErr("set hostname "+cfg.hostname(), err)
+	}
+	if err := pivot(c.root); err != nil {
+		return stepErr("pivot_root", err)
+	}
+	return nil
+}
+
+// mountRoot mounts the root file system on c.root.
+func (c *child) mountRoot() *StepError {
+	cfg := c.cfg
+	lowers := cfg.Layers
+	if cfg.RootDir != "" {
+		lowers = []string{cfg.RootDir}
+	}
+	for _, l := range lowers {
+		if st, err := os.Stat(l); err != nil {
+			return stepErr("mount overlay", fmt.Errorf("layer: %w", err))
+		} else if !st.IsDir() {
+			return stepErr("mount overlay", fmt.Errorf("layer %s is not a directory", l))
+		}
+	}
+	if cfg.UpperDir == "" && len(lowers) == 1 {
+		// overlayfs wants two lowers without an upper; a read-only bind
+		// mount is the same thing.
+		if err := unix.Mount(lowers[0], c.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return stepErr("mount root", err)
+		}
+		if err := unix.Mount("", c.root, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			return stepErr("mount root read-only", err)
+		}
+		return nil
+	}
+	if cfg.UpperDir != "" {
+		if err := makeUpper(cfg.UpperDir, lowers[len(lowers)-1]); err != nil {
+			return stepErr("create upper directory", err)
+		}
+		if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+			return stepErr("create work directory", err)
+		}
+	}
+	data, dir, err := overlayOptions(lowers, cfg.UpperDir, cfg.WorkDir, os.Getpagesize())
+	var oe *optionsError
+	if errors.As(err, &oe) {
+		// The new mount API takes the layers one at a time, without a
+		// length limit or escaping (Linux 6.8+).
+		if nerr := mountOverlayFsconfig(c.root, lowers, cfg.UpperDir, cfg.WorkDir); nerr != nil {
+			return stepErr("mount overlay", fmt.Errorf("%w (and fsconfig lowerdir+: %v)", err, nerr))
+		}
+		return nil
+	}
+	if err != nil {
+		return stepErr("mount overlay", err)
+	}
+	if dir != "" {
+		// The lowerdirs are relative to dir; see overlayOptions.
+		if err := os.Chdir(dir); err != nil {
+			return stepErr("mount overlay", err)
+		}
+	}
+	if err := unix.Mount("overlay", c.root, "overlay", 0, data); err != nil {
+		hint := ""
+		if errors.Is(err, unix.EINVAL) && cfg.UpperDir != "" {
+			hint = "; the writable layer needs a file system overlayfs accepts as upper (ext4, xfs, btrfs, tmpfs; not overlayfs, NFS or FUSE), on the same file system as the work directory; the kernel log (dmesg) names the cause"
+		}
+		return stepErr("mount overlay", fmt.Errorf("%w (options %q)%s", err, data, hint))
+	}
+	if dir != "" {
+		_ = os.Chdir("/")
+	}
+	return nil
+}
+
+// makeUpper creates the writable layer. The merged root directory takes
+// its owner and mode from the upper directory, so a new one copies them
+// from the top layer's root (a 0700 upper would lock every user but root
+// out of "/").
+func makeUpper(upper, top string) error {
+	if _, err := os.Stat(upper); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(upper, 0o755); err != nil {
+		return err
+	}
+	st, err := os.Stat(top)
+	if err != nil {
+		return err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		if err := os.Lchown(upper, int(sys.Uid), int(sys.Gid)); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(upper, st.Mode().Perm()|st.Mode()&(os.ModeSticky|os.ModeSetgid))
+}
+
+// overlayOptions builds the overlay mount data for lowers (bottom first).
+// mount(2) copies at most one page of it; when the lowerdir list does not
+// fit, the layers are named relative to their longest common parent, which
+// is returned as dir: the caller must chdir there for the mount.
+func overlayOptions(lowers []string, upper, work string, limit int) (data, dir string, err error) {
+	for _, p := range append([]string{upper, work}, lowers...) {
+		if strings.ContainsAny(p, ",:\\\n") {
+			return "", "", &optionsError{fmt.Sprintf("path %q contains a comma, colon, backslash or newline, which overlay mount options cannot carry: move it", p)}
+		}
+	}
+	build := func(names []string) string {
+		rev := make([]string, len(names))
+		for i, n := range names {
+			rev[len(names)-1-i] = n
+		}
+		opts := "lowerdir=" + strings.Join(rev, ":")
+		if upper != "" {
+			opts += ",upperdir=" + upper + ",workdir=" + work
+		}
+		// index=off: the same layers are shared by many sandboxes and the
+		// upper dir outlives a change of them; xino=off: layers often
+		// live on another file system than the upper.
+		return opts + ",index=off,xino=off"
+	}
+	data = build(lowers)
+	if len(data) < limit {
+		return data, "", nil
+	}
+	dir = commonParent(lowers)
+	rel := make([]string, len(lowers))
+	for i, l := range lowers {
+		rel[i] = strings.TrimPrefix(strings.TrimPrefix(l, dir), "/")
+		if rel[i] == "" {
+			rel[i] = "."
+		}
+	}
+	data = build(rel)
+	if len(data) >= limit {
+		return "", "", &optionsError{fmt.Sprintf("%d layers need %d bytes of mount options, more than the kernel's limit of %d even relative to %s: flatten the image or use fewer layers", len(lowers), len(data), limit-1, dir)}
+	}
+	return data, dir, nil
+}
+
+// optionsError says that the layers cannot be put into mount(2) options.
+type optionsError struct{ msg string }
+
+func (e *optionsError) Error() string { return e.msg }
+
+// mountOverlayFsconfig mounts the overlay with the new mount API, one
+// "lowerdir+" per layer, top first.
+func mountOverlayFsconfig(target string, lowers []string, upper, work string) error {
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("fsopen: %w", err)
+	}
+	defer unix.Close(fd)
+	set := func(key, value string) error {
+		if err := unix.FsconfigSetString(fd, key, value); err != nil {
+			return fmt.Errorf("fsconfig %s=%s: %w", key, value, err)
+		}
+		return nil
+	}
+	for i := len(lowers) - 1; i >= 0; i-- {
+		if err := set("lowerdir+", lowers[i]); err != nil {
+			return err
+		}
+	}
+	opts := [][2]string{{"index", "off"}, {"xino", "off"}}
+	if upper != "" {
+		opts = append(opts, [2]string{"upperdir", upper}, [2]string{"workdir", work})
+	}
+	for _, o := range opts {
+		if err := set(o[0], o[1]); err != nil {
+			return err
+		}
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fmt.Errorf("fsconfig create: %w", err)
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("fsmount: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount: %w", err)
+	}
+	return nil
+}
+
+// commonParent is the longest directory that contains every path.
+func commonParent(paths []string) string {
+	dir := path.Dir(path.Clean(paths[0]))
+	for _, p := range paths[1:] {
+		p = path.Clean(p)
+		for dir != "/" && !strings.HasPrefix(p, dir+"/") {
+			dir = path.Dir(dir)
+		}
+	}
+	return dir
+}
+
+// pivot makes root the root directory and detaches the old one.
+func pivot(root string) error {
+	if err := os.Chdir(root); err != nil {
+		return err
+	}
+	// With "." as both new and put_old, the old root ends up stacked on
+	// top of the new one, where it can be detached without a directory
+	// for it in the image.
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return err
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return os.Chdir("/")
+}
+
+// joinNetNS moves the calling thread into the network namespace at p.
+func joinNetNS(p string) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Setns(fd, unix.CLONE_NEWNET)
+}
+
+// loopbackUp brings lo up in a fresh network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP | unix.IFF_RUNNING)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// openIn opens p inside the root at rootFD, resolving symlinks as if rootFD
+// were "/", so nothing in the image can point a mount outside it.
+func openIn(rootFD int, p string) (int, error) {
+	rel := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if rel == "" {
+		rel = "."
+	}
+	return unix.Openat2(rootFD, rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+}
+
+// ensureIn opens p inside the root, first creating it (and its parents) as
+// a directory or an empty file when it is missing. A dangling symlink is
+// followed inside the root and its target created, as runc does.
+func ensureIn(rootFD int, p string, dir bool) (int, error) {
+	return ensureInHops(rootFD, p, dir, 0)
+}
+
+func ensureInHops(rootFD int, p string, dir bool, hops int) (int, error) {
+	p = path.Clean("/" + p)
+	fd, err := openIn(rootFD, p)
+	if err == nil || !errors.Is(err, unix.ENOENT) || p == "/" {
+		return fd, err
+	}
+	parent, err := ensureInHops(rootFD, path.Dir(p), true, hops)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	base := path.Base(p)
+	if link, err := readlinkat(parent, base); err == nil {
+		if hops >= 40 {
+			return -1, fmt.Errorf("%s: %w", p, unix.ELOOP)
+		}
+		if !path.IsAbs(link) {
+			link = path.Join(path.Dir(p), link)
+		}
+		return ensureInHops(rootFD, link, dir, hops+1)
+	}
+	if dir {
+		err = unix.Mkdirat(parent, base, 0o755)
+	} else {
+		var f int
+		f, err = unix.Openat(parent, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err == nil {
+			unix.Close(f)
+		}
+	}
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return -1, fmt.Errorf("create %s: %w", p, err)
+	}
+	return openIn(rootFD, p)
+}
+
+// readlinkat reads the symlink name in the directory dirFD, an O_PATH
+// descriptor.
+func readlinkat(dirFD int, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dirFD, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// fdPath names an O_PATH descriptor so mount(2) can use it.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// mountIn mounts a file system on target inside the root, creating the
+// mountpoint directory when missing.
+func mountIn(rootFD int, source, target, fstype string, flags uintptr, data string) error {
+	fd, err := ensureIn(rootFD, target, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Mount(source, fdPath(fd), fstype, flags, data)
+}
+
+// bindIn bind mounts the host path src on target inside the root,
+// recursively, and read-only (with everything below it) when ro.
+func bindIn(rootFD int, src, target string, ro bool) error {
+	st, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	fd, err := ensureIn(rootFD, target, st.IsDir())
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Mount(src, fdPath(fd), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	if !ro {
+		return nil
+	}
+	// fd still names what the mount now covers; reopen to get the mount.
+	mfd, err := openIn(rootFD, target)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(mfd)
+	err = unix.MountSetattr(mfd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+	if errors.Is(err, unix.ENOSYS) {
+		// Before Linux 5.12: only the top mount becomes read-only.
+		err = unix.Mount("", fdPath(mfd), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	}
+	if err != nil {
+		return fmt.Errorf("make read-only: %w", err)
+	}
+	return nil
+}
+
+// maskProc hides the parts of the fresh /proc that reach beyond the
+// sandbox, as Docker does: kernel-wide knobs become read-only, kernel
+// memory and timers unreadable.
+func maskProc(rootFD int, root string) error {
+	for _, p := range []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"} {
+		if err := bindIn(rootFD, path.Join(root, p), p, true); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	for _, p := range []string{"/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug"} {
+		fd, err := openIn(rootFD, p)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		err = unix.Mount("/dev/null", fdPath(fd), "", unix.MS_BIND, "")
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	for _, p := range []string{"/proc/acpi", "/proc/scsi"} {
+		fd, err := openIn(rootFD, p)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		err = unix.Mount("tmpfs", fdPath(fd), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// keptCapabilities are what a root payload keeps: Docker's default set
+// without CAP_MKNOD (there is no device cgroup to make a device node
+// harmless). Above all it lacks CAP_SYS_ADMIN, so the payload cannot undo
+// the mounts that confine it.
+func keptCapabilities() []int {
+	return []int{unix.CAP_CHOWN, unix.CAP_DAC_OVERRIDE, unix.CAP_FOWNER, unix.CAP_FSETID, unix.CAP_KILL,
+		unix.CAP_SETGID, unix.CAP_SETUID, unix.CAP_SETPCAP, unix.CAP_NET_BIND_SERVICE, unix.CAP_NET_RAW,
+		unix.CAP_SYS_CHROOT, unix.CAP_AUDIT_WRITE, unix.CAP_SETFCAP}
+}
+
+// dropBoundingCapabilities limits what the payload, forked from this
+// thread, can hold. The bounding set is per thread, so init's other
+// threads are unaffected; the caller is locked to this thread.
+func dropBoundingCapabilities() error {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return err
+	}
+	last, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return err
+	}
+	keep := map[int]bool{}
+	for _, c := range keptCapabilities() {
+		keep[c] = true
+	}
+	for c := 0; c <= last; c++ {
+		if keep[c] {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("capability %d: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// setupDev gives the sandbox a minimal /dev of its own.
+func setupDev(rootFD int) error {
+	if err := mountIn(rootFD, "tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		return err
+	}
+	dev, err := openIn(rootFD, "/dev")
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dev)
+	for _, d := range []struct {
+		name         string
+		major, minor uint32
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
+		err := unix.Mknodat(dev, d.name, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor)))
+		if errors.Is(err, unix.EPERM) {
+			// No mknod here (a user namespace, a seccomp profile): bind
+			// the host's node instead.
+			err = bindIn(rootFD, "/dev/"+d.name, "/dev/"+d.name, false)
+		} else if err == nil {
+			err = unix.Fchmodat(dev, d.name, 0o666, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("/dev/%s: %w", d.name, err)
+		}
+	}
+	if err := mountIn(rootFD, "devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
+		return fmt.Errorf("/dev/pts: %w", err)
+	}
+	if err := mountIn(rootFD, "shm", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+		return fmt.Errorf("/dev/shm: %w", err)
+	}
+	// POSIX message queues of the sandbox's own IPC namespace; optional.
+	_ = mountIn(rootFD, "mqueue", "/dev/mqueue", "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	for _, l := range [][2]string{{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}} {
+		if err := unix.Symlinkat(l[0], dev, l[1]); err != nil {
+			return fmt.Errorf("/dev/%s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+// launch is the payload, resolved inside the new root.
+type launch struct {
+	path string
+	argv []string
+	attr *syscall.ProcAttr
+}
+
+// payload resolves the user, working directory, rlimits, environment and
+// executable, after pivot_root.
+func (c *child) payload() (launch, *StepError) {
+	cfg := c.cfg
+	passwd, _ := os.Open("/etc/passwd")
+	group, _ := os.Open("/etc/group")
+	u, err := resolveUser(cfg.User, readerOrNil(passwd), readerOrNil(group))
+	if passwd != nil {
+		passwd.Close()
+	}
+	if group != nil {
+		group.Close()
+	}
+	if err != nil {
+		return launch{}, stepErr("user "+cfg.User, err)
+	}
+	wd := cfg.Workdir
+	if wd == "" {
+		wd = "/"
+	}
+	if st, err := os.Stat(wd); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(wd, 0o755); err != nil {
+			return launch{}, stepErr("workdir "+wd, err)
+		}
+	} else if err != nil {
+		return launch{}, stepErr("workdir "+wd, err)
+	} else if !st.IsDir() {
+		return launch{}, stepErr("workdir "+wd, errors.New("not a directory"))
+	}
+	for _, rl := range cfg.Rlimits {
+		if err := setRlimit(rl); err != nil {
+			return launch{}, err
+		}
+	}
+	if err := dropBoundingCapabilities(); err != nil {
+		return launch{}, stepErr("drop capabilities", err)
+	}
+	env := withDefault(cfg.Env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	env = withDefault(env, "HOME", u.Home)
+	env = withDefault(env, "HOSTNAME", cfg.hostname())
+	exe, err := lookPath(cfg.Argv[0], getenv(env, "PATH"))
+	if err != nil {
+		return launch{}, stepErr("exec "+cfg.Argv[0], err)
+	}
+	return launch{path: exe, argv: cfg.Argv, attr: &syscall.ProcAttr{
+		Dir: wd,
+		Env: env,
+		Sys: &syscall.SysProcAttr{
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups},
+		},
+	}}, nil
+}
+
+// setRlimit applies one rlimit to this process (and so the payload),
+// explaining the failures a user can fix.
+func setRlimit(rl Rlimit) *StepError {
+	name := RlimitName(rl.Resource)
+	step := "rlimit " + name + " " + strconv.FormatUint(rl.Soft, 10)
+	if rl.Soft != rl.Hard {
+		step += ":" + strconv.FormatUint(rl.Hard, 10)
+	}
+	if rl.Soft > rl.Hard {
+		return &StepError{Step: step, Msg: "the soft limit is above the hard limit: swap them", Errno: syscall.EINVAL}
+	}
+	var cur syscall.Rlimit
+	_ = syscall.Getrlimit(rl.Resource, &cur)
+	// syscall.Setrlimit, not unix: for NOFILE it also stops the Go runtime
+	// from restoring its own startup limit in the forked payload.
+	err := syscall.Setrlimit(rl.Resource, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard})
+	if err == nil {
+		return nil
+	}
+	se := stepErr(step, err)
+	if errors.Is(err, syscall.EPERM) && rl.Hard > cur.Max {
+		se.Msg = fmt.Sprintf("raising the hard limit above %d needs CAP_SYS_RESOURCE, which sbx does not have here: ask for a hard limit of at most %d", cur.Max, cur.Max)
+		if rl.Resource == syscall.RLIMIT_NOFILE {
+			if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+				if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && rl.Hard > n {
+					se.Msg += fmt.Sprintf(" (and the kernel's fs.nr_open caps it at %d)", n)
+				}
+			}
+		}
+	}
+	return se
+}
+
+// runInit starts the payload and stays as its init until it exits.
+func (c *child) runInit(l launch, enc *json.Encoder) error {
+	devnull, err := os.Open("/dev/null")
+	if err != nil {
+		se := stepErr("open /dev/null", err)
+		_ = enc.Encode(event{Event: "error", Error: se})
+		return se
+	}
+	l.attr.Files = []uintptr{devnull.Fd(), 1, 2}
+
+	// Subscribe before the fork so no SIGCHLD or early signal is lost.
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs, append(forwardedSignals(), syscall.SIGCHLD)...)
+	pid, err := syscall.ForkExec(l.path, l.argv, l.attr)
+	if err != nil {
+		se := stepErr("exec "+l.argv[0], err)
+		_ = enc.Encode(event{Event: "error", Error: se})
+		return se
+	}
+	devnull.Close()
+	_ = enc.Encode(event{Event: "started", Pid: pid})
+
+	var status ExitStatus
+	for sig := range sigs {
+		if sig != syscall.SIGCHLD {
+			_ = syscall.Kill(pid, sig.(syscall.Signal))
+			continue
+		}
+		done := false
+		for {
+			var ws syscall.WaitStatus
+			wpid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || wpid <= 0 {
+				break
+			}
+			if wpid == pid {
+				done = true
+				switch {
+				case ws.Signaled():
+					status = ExitStatus{Code: 128 + int(ws.Signal()), Signal: ws.Signal()}
+				default:
+					status = ExitStatus{Code: ws.ExitStatus()}
+				}
+			}
+		}
+		if done {
+			break
+		}
+	}
+	_ = enc.Encode(event{Event: "exit", Status: &status})
+	// Exiting as PID 1 makes the kernel kill whatever else still runs.
+	os.Exit(status.Code)
+	return nil
+}
+
+func readerOrNil(f *os.File) io.Reader {
+	if f == nil {
+		return nil
+	}
+	return f
+}
+
+// withDefault adds key=value to env unless key is set.
+func withDefault(env []string, key, value string) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, key+"=") {
+			return env
+		}
+	}
+	return append(env[:len(env):len(env)], key+"="+value)
+}
+
+func getenv(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// lookPath finds name in pathList, inside the new root.
+func lookPath(name, pathList string) (string, error) {
+	if strings.Contains(name, "/") {
+		if _, err := os.Stat(name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	for _, dir := range strings.Split(pathList, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := path.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%q not found in the sandbox's PATH (%s): check the image's entrypoint and command", name, pathList)
+}

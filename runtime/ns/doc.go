@@ -1,0 +1,61 @@
+// Package ns is sbx's namespace driver: it runs a resolved sandbox spec with
+// Linux namespaces instead of a libkrun microVM, for hosts without KVM.
+//
+// The isolation is weaker than a VM's, so the driver is only ever chosen
+// explicitly. It needs root (or CAP_SYS_ADMIN), overlayfs and, for resource
+// limits, cgroups; [Preflight] checks all three and says how to fix what is
+// missing.
+//
+// # Two processes
+//
+// The parent side, [Start], re-executes a binary (sbx with a hidden command,
+// or a test binary) in fresh mount, PID, UTS, IPC and network namespaces,
+// places it in its cgroups, writes the [Config] as JSON on its stdin and
+// waits for a handshake on a report pipe (fd 3 in the child). The child side,
+// [RunChild], builds the root filesystem in its private mount namespace,
+// pivots into it and runs the payload under a tiny init. Every step that can
+// fail reports a structured [StepError] ("mount overlay: ...") back to the
+// parent before anything starts, so configuration errors surface from Start
+// and not as a dead sandbox.
+//
+// # Root filesystem
+//
+// The layers are overlayfs lower directories (top first on the mount
+// line), the sandbox's UpperDir and WorkDir its writable layer. Layer
+// directories hold whiteouts in overlayfs form already (0:0 character devices
+// and trusted.overlay.opaque xattrs), so the kernel applies them. The mount
+// data of mount(2) is limited to one page; when the lowerdir list would not
+// fit, the child chdirs to the layers' longest common parent directory and
+// names them relative to it, the way Docker's overlay2 driver shortens its
+// lowerdir option. When even that does not fit (or a path holds a comma or
+// colon, which the option syntax cannot carry), the overlay is mounted with
+// the new mount API instead, one fsconfig "lowerdir+" per layer (Linux 6.8
+// and later); older kernels get an error naming the limit.
+//
+// Everything is mounted inside the child's private mount namespace on a
+// tmpfs laid over a fixed, otherwise unused directory (/run/sbx-ns); the
+// host's mount table never sees any of it, and nothing has to be unmounted
+// when the sandbox ends. Bind mount targets are resolved inside the new root
+// (openat2 RESOLVE_IN_ROOT), so a symlink in an image cannot redirect a mount
+// onto the host.
+//
+// # Init
+//
+// The child is PID 1 of its PID namespace and stays there as a minimal init:
+// it forks the payload (with the sandbox's user, rlimits and working
+// directory), forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
+// to it, reaps every orphan that is reparented to it, and exits with the
+// payload's status once the payload ends. When it exits the kernel kills
+// whatever else still runs in the namespace.
+//
+// # Cgroups
+//
+// The sandbox is placed in CgroupParent/Name in each hierarchy before its
+// configuration is even read: cgroup v2 where /sys/fs/cgroup is a cgroup2
+// file system offering the cpu and memory controllers, else the v1 cpu and
+// memory hierarchies. A relative CgroupParent is resolved under the cgroup
+// the calling process runs in, so a sandbox never escapes the limits sbx
+// itself runs under; an absolute one ("/sbx/shop") starts at the hierarchy's
+// root. When no cgroup is usable the sandbox runs without limits and
+// [Process.Warnings] says why.
+package ns
