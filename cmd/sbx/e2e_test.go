@@ -25,7 +25,7 @@ var (
 )
 
 // e2eSetup builds sbx and the busybox image once per test binary.
-func e2eSetup(t *testing.T) (bin, image string) {
+func e2eSetup(t testing.TB) (bin, image string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("end-to-end tests of the ns driver need root")
@@ -40,7 +40,7 @@ func e2eSetup(t *testing.T) (bin, image string) {
 			return
 		}
 		e2eBin = filepath.Join(dir, "sbx")
-		if out, err := exec.Command("go", "build", "-o", e2eBin, ".").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", e2eBin, ".").CombinedOutput(); err != nil {
 			e2eErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
 		}
@@ -57,14 +57,14 @@ func e2eSetup(t *testing.T) (bin, image string) {
 
 // project is a temporary project directory with its own image store.
 type project struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	bin   string
 	image string
 	home  string
 }
 
-func newProject(t *testing.T, sandboxfile string) *project {
+func newProject(t testing.TB, sandboxfile string) *project {
 	bin, image := e2eSetup(t)
 	p := &project{t: t, dir: t.TempDir(), bin: bin, image: image, home: t.TempDir()}
 	p.write(sandboxfile)
