@@ -40,7 +40,10 @@ func e2eSetup(t testing.TB) (bin, image string) {
 			return
 		}
 		e2eBin = filepath.Join(dir, "sbx")
-		if out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", e2eBin, ".").CombinedOutput(); err != nil {
+		// Built as make build does: static (no cgo), stripped.
+		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", e2eBin, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
 			e2eErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
 		}

@@ -80,8 +80,23 @@
 // limit ([WithMaxUnpackSize]; default ten times its compressed size plus
 // 1 GiB) is refused. A refused layer leaves nothing behind.
 //
+// openat2 needs Linux 5.6 or later; on an older kernel unpacking fails
+// with an error that says so rather than falling back to a weaker check.
+//
 // Ownership is applied when privileged. Unprivileged, files belong to the
 // caller and every entry whose owner is not 0:0 is recorded in the layer's
-// .json sidecar. Modes (including setuid bits when privileged), symlinks,
-// hard links within a layer, xattrs and modification times are kept.
+// .json sidecar; setuid and setgid bits are dropped and directories keep
+// u+rwx so that the store can remove them. Modes, symlinks (as links,
+// targets untouched), hard links, xattrs (user.* only when unprivileged)
+// and modification times are kept. A hard link must point at an entry of
+// the same layer, as each layer is unpacked on its own; a link to a file
+// of a lower layer is refused.
+//
+// # Interrupted pulls
+//
+// A pull that fails or is cancelled removes its temporary blob and layer
+// directory; the blobs and layers it completed stay, so the next pull of
+// the same image fetches only what is missing. A process killed outright
+// may leave files in ROOT/tmp and ROOT/layers/tmp-*; they are never
+// visible as blobs or layers, and Prune removes them.
 package image

@@ -48,23 +48,6 @@ func lockFile(ctx context.Context, path string, shared bool) (*fileLock, error) 
 	}
 }
 
-// tryLockFile takes an exclusive flock on path without waiting; ok is false
-// when someone else holds it.
-func tryLockFile(path string) (l *fileLock, ok bool, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, false, fmt.Errorf("open lock %s: %w", path, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return &fileLock{f: f}, true, nil
-}
-
 // unlock releases the lock. The lock file stays: removing it would race
 // with a process that opened it and is about to lock it.
 func (l *fileLock) unlock() {

@@ -1,0 +1,331 @@
+package image
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// ErrNotFound is returned (wrapped) by Lookup and Digest when an image is
+// not in the store.
+var ErrNotFound = errors.New("image not in the store")
+
+// Store is an image store rooted at one directory. Its methods are safe for
+// concurrent use, also by several processes sharing the directory.
+type Store struct {
+	root   string
+	o      options
+	flight flightGroup
+}
+
+// Image is a stored image as the runtime consumes it.
+type Image struct {
+	// Ref is the canonical reference: "index.docker.io/library/alpine:3.20",
+	// "oci-layout:/abs/path:tag", "docker-archive:/abs/file.tar", "dir:/abs".
+	Ref string
+	// Digest is the manifest digest ("sha256:…") of the platform's image;
+	// for docker-archive sources the image ID; empty for dir sources.
+	Digest string
+	// Platform is the platform the image was resolved for; nil for dir.
+	Platform *v1.Platform
+	// Config holds Entrypoint, Cmd, Env, WorkingDir, User, ExposedPorts…
+	Config v1.Config
+	// LayerDirs are the unpacked layers, bottom to top, ready to be
+	// overlayfs lowerdirs (which list the top first: reverse them).
+	LayerDirs []string
+	// RootDir is the root filesystem of a dir: source, used in place;
+	// empty otherwise.
+	RootDir string
+}
+
+// Entry describes one stored image for listing.
+type Entry struct {
+	Ref      string    `json:"ref"`
+	Digest   string    `json:"digest"`
+	Platform string    `json:"platform,omitempty"`
+	Size     int64     `json:"size"` // compressed, as pulled
+	Pulled   time.Time `json:"pulled"`
+	LastUsed time.Time `json:"last_used"`
+}
+
+// record is one image in images.json.
+type record struct {
+	Ref          string        `json:"ref"`
+	Digest       string        `json:"digest"`
+	Platform     *v1.Platform  `json:"platform,omitempty"`
+	ConfigDigest string        `json:"config_digest"`
+	Config       v1.Config     `json:"config"`
+	Layers       []layerRecord `json:"layers"`
+	Pulled       time.Time     `json:"pulled"`
+	LastUsed     time.Time     `json:"last_used"`
+	// NoBlobs is set for docker-archive images, whose manifest and layers
+	// are not kept as blobs.
+	NoBlobs bool `json:"no_blobs,omitempty"`
+}
+
+type layerRecord struct {
+	Digest    string `json:"digest,omitempty"`
+	DiffID    string `json:"diff_id"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"media_type,omitempty"`
+}
+
+func (r *record) size() int64 {
+	var n int64
+	for _, l := range r.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+type indexFile struct {
+	Version int                `json:"version"`
+	Images  map[string]*record `json:"images"`
+}
+
+const indexVersion = 1
+
+// Open opens (creating it if needed) the image store rooted at root.
+func Open(root string, opts ...Option) (*Store, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("open image store %s: %w", root, err)
+		}
+	}
+	if os.Geteuid() != 0 {
+		o.unprivileged = true
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("open image store %s: %w", root, err)
+	}
+	for _, d := range []string{"blobs/sha256", "layers/sha256", "locks", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+			return nil, fmt.Errorf("open image store %s: %w", root, err)
+		}
+	}
+	return &Store{root: abs, o: o}, nil
+}
+
+// Root returns the store's root directory.
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) blobPath(digest string) string {
+	return filepath.Join(s.root, "blobs", "sha256", hexOf(digest))
+}
+
+func (s *Store) layerPath(diffID string) string {
+	return filepath.Join(s.root, "layers", "sha256", hexOf(diffID))
+}
+
+func (s *Store) lockPath(kind, digest string) string {
+	return filepath.Join(s.root, "locks", kind+"-"+hexOf(digest)+".lock")
+}
+
+func hexOf(digest string) string {
+	if h, err := v1.NewHash(digest); err == nil {
+		return h.Hex
+	}
+	return digest
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// readIndex reads images.json; a missing file is an empty index. Readers
+// need no lock: the file is only ever replaced by rename.
+func (s *Store) readIndex() (*indexFile, error) {
+	idx := &indexFile{Version: indexVersion, Images: map[string]*record{}}
+	b, err := os.ReadFile(filepath.Join(s.root, "images.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return idx, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read image index: %w", err)
+	}
+	if err := json.Unmarshal(b, idx); err != nil {
+		return nil, fmt.Errorf("read image index %s: %w", filepath.Join(s.root, "images.json"), err)
+	}
+	if idx.Version != indexVersion {
+		return nil, fmt.Errorf("read image index: version %d, this sbx knows %d: upgrade sbx", idx.Version, indexVersion)
+	}
+	if idx.Images == nil {
+		idx.Images = map[string]*record{}
+	}
+	return idx, nil
+}
+
+// updateIndex applies fn to images.json under the index lock and writes
+// the result atomically.
+func (s *Store) updateIndex(ctx context.Context, fn func(*indexFile) error) error {
+	l, err := lockFile(ctx, filepath.Join(s.root, "locks", "images.lock"), false)
+	if err != nil {
+		return err
+	}
+	defer l.unlock()
+	idx, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	if err := fn(idx); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write image index: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(s.root, "images.json"), append(b, '\n')); err != nil {
+		return fmt.Errorf("write image index: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path via a temp file in the same
+// directory, fsync and rename, then syncs the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// List returns the stored images, sorted by reference.
+func (s *Store) List(ctx context.Context) ([]Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	idx, err := s.readIndex()
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	out := make([]Entry, 0, len(idx.Images))
+	for _, r := range idx.Images {
+		e := Entry{Ref: r.Ref, Digest: r.Digest, Size: r.size(), Pulled: r.Pulled, LastUsed: r.LastUsed}
+		if r.Platform != nil {
+			e.Platform = r.Platform.String()
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
+	return out, nil
+}
+
+// Lookup returns a stored image without network access, and records its
+// use. A dir: reference needs no pull. An image that is not stored yields
+// an error wrapping ErrNotFound.
+func (s *Store) Lookup(ctx context.Context, ref string) (*Image, error) {
+	src, err := parseSource(ref, s.o.insecure)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", ref, err)
+	}
+	if src.kind == kindDir {
+		return src.dirImage()
+	}
+	idx, err := s.readIndex()
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", ref, err)
+	}
+	r, ok := idx.Images[src.key]
+	if !ok {
+		return nil, fmt.Errorf("look up %s: %w: run sbx pull", src.key, ErrNotFound)
+	}
+	img, err := s.image(r)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", src.key, err)
+	}
+	now := time.Now().UTC()
+	err = s.updateIndex(ctx, func(idx *indexFile) error {
+		if r, ok := idx.Images[src.key]; ok {
+			r.LastUsed = now
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", src.key, err)
+	}
+	return img, nil
+}
+
+// image builds the runtime's view of a record, checking its layers exist.
+func (s *Store) image(r *record) (*Image, error) {
+	img := &Image{Ref: r.Ref, Digest: r.Digest, Platform: r.Platform, Config: r.Config}
+	for _, l := range r.Layers {
+		dir := s.layerPath(l.DiffID)
+		if !exists(dir) {
+			return nil, fmt.Errorf("layer %s is missing: %w: run sbx pull", l.DiffID, ErrNotFound)
+		}
+		img.LayerDirs = append(img.LayerDirs, dir)
+	}
+	return img, nil
+}
+
+// Digest returns the manifest digest of a stored image, without network
+// access (see Resolve for the registry's current answer). A dir: reference
+// has no digest and yields "".
+func (s *Store) Digest(ctx context.Context, ref string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("digest of %s: %w", ref, err)
+	}
+	src, err := parseSource(ref, s.o.insecure)
+	if err != nil {
+		return "", fmt.Errorf("digest of %s: %w", ref, err)
+	}
+	if src.kind == kindDir {
+		return "", nil
+	}
+	idx, err := s.readIndex()
+	if err != nil {
+		return "", fmt.Errorf("digest of %s: %w", ref, err)
+	}
+	r, ok := idx.Images[src.key]
+	if !ok {
+		return "", fmt.Errorf("digest of %s: %w: run sbx pull", src.key, ErrNotFound)
+	}
+	return r.Digest, nil
+}
