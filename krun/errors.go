@@ -15,6 +15,7 @@ type Error struct {
 	Errno syscall.Errno
 }
 
+// Error returns "krun_func: strerror (errno N)".
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s (errno %d)", e.Func, e.Errno.Error(), int(e.Errno))
 }
@@ -42,6 +43,7 @@ type MissingError struct {
 	Path string
 }
 
+// Error names the function, the library, and where the function is found.
 func (e *MissingError) Error() string {
 	hint := ""
 	switch e.Func {
@@ -66,6 +68,7 @@ type LoadError struct {
 	Path string
 }
 
+// Error explains what was tried and what to do.
 func (e *LoadError) Error() string {
 	if len(e.MissingRequired) > 0 {
 		return fmt.Sprintf("libkrun at %s lacks required functions %s: install a newer libkrun (see README) or run with --driver ns",

@@ -1,7 +1,6 @@
 package krun
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 )
@@ -116,10 +115,3 @@ const (
 	FeatureVirglResourceMap Feature = 10
 	FeatureInitBlob         Feature = 11
 )
-
-// compile-time check that Scope round-trips through JSON by name.
-var _ json.Marshaler = (*jsonScope)(nil)
-
-type jsonScope struct{ Scope }
-
-func (j *jsonScope) MarshalJSON() ([]byte, error) { return json.Marshal(j.Scope.String()) }

@@ -146,7 +146,7 @@ type Ready struct {
 
 // Watch lists host paths whose changes restart the sandbox in watch mode.
 type Watch struct {
-	Paths  []string `json:"paths"`  // absolute
+	Paths  []string `json:"paths"` // absolute
 	Ignore []string `json:"ignore,omitempty"`
 }
 

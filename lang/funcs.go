@@ -41,30 +41,30 @@ func (l *loader) functions() map[string]function.Function {
 		"trimsuffix":    stdlib.TrimSuffixFunc,
 		"trimspace":     stdlib.TrimSpaceFunc,
 		// collections
-		"chunklist":    stdlib.ChunklistFunc,
-		"coalesce":     stdlib.CoalesceFunc,
-		"coalescelist": stdlib.CoalesceListFunc,
-		"compact":      stdlib.CompactFunc,
-		"concat":       stdlib.ConcatFunc,
-		"contains":     stdlib.ContainsFunc,
-		"distinct":     stdlib.DistinctFunc,
-		"element":      stdlib.ElementFunc,
-		"flatten":      stdlib.FlattenFunc,
-		"index":        stdlib.IndexFunc,
-		"keys":         stdlib.KeysFunc,
-		"length":       stdlib.LengthFunc,
-		"lookup":       stdlib.LookupFunc,
-		"merge":        stdlib.MergeFunc,
-		"range":        stdlib.RangeFunc,
-		"reverse":      stdlib.ReverseListFunc,
+		"chunklist":       stdlib.ChunklistFunc,
+		"coalesce":        stdlib.CoalesceFunc,
+		"coalescelist":    stdlib.CoalesceListFunc,
+		"compact":         stdlib.CompactFunc,
+		"concat":          stdlib.ConcatFunc,
+		"contains":        stdlib.ContainsFunc,
+		"distinct":        stdlib.DistinctFunc,
+		"element":         stdlib.ElementFunc,
+		"flatten":         stdlib.FlattenFunc,
+		"index":           stdlib.IndexFunc,
+		"keys":            stdlib.KeysFunc,
+		"length":          lengthFunc(),
+		"lookup":          stdlib.LookupFunc,
+		"merge":           stdlib.MergeFunc,
+		"range":           stdlib.RangeFunc,
+		"reverse":         stdlib.ReverseListFunc,
 		"setintersection": stdlib.SetIntersectionFunc,
-		"setproduct":   stdlib.SetProductFunc,
-		"setsubtract":  stdlib.SetSubtractFunc,
-		"setunion":     stdlib.SetUnionFunc,
-		"slice":        stdlib.SliceFunc,
-		"sort":         stdlib.SortFunc,
-		"values":       stdlib.ValuesFunc,
-		"zipmap":       stdlib.ZipmapFunc,
+		"setproduct":      stdlib.SetProductFunc,
+		"setsubtract":     stdlib.SetSubtractFunc,
+		"setunion":        stdlib.SetUnionFunc,
+		"slice":           stdlib.SliceFunc,
+		"sort":            stdlib.SortFunc,
+		"values":          stdlib.ValuesFunc,
+		"zipmap":          stdlib.ZipmapFunc,
 		// numbers
 		"abs":      stdlib.AbsoluteFunc,
 		"ceil":     stdlib.CeilFunc,
@@ -137,6 +137,35 @@ func makeToFunc(want cty.Type) function.Function {
 	})
 }
 
+// lengthFunc is stdlib's length extended to strings (counting characters), as Terraform's is.
+func lengthFunc() function.Function {
+	return function.New(&function.Spec{
+		Description: "Returns the number of elements of a collection, or of characters of a string.",
+		Params: []function.Parameter{{
+			Name:             "value",
+			Type:             cty.DynamicPseudoType,
+			AllowDynamicType: true,
+			AllowUnknown:     true,
+		}},
+		Type: func(args []cty.Value) (cty.Type, error) {
+			ty := args[0].Type()
+			if ty == cty.String || ty == cty.DynamicPseudoType || ty.IsCollectionType() || ty.IsTupleType() || ty.IsObjectType() {
+				return cty.Number, nil
+			}
+			return cty.NilType, function.NewArgErrorf(0, "length() needs a string or a collection, not %s", ty.FriendlyName())
+		},
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			v := args[0]
+			if v.Type() == cty.String {
+				return stdlib.Strlen(v)
+			}
+			if v.Type() == cty.DynamicPseudoType {
+				return cty.UnknownVal(cty.Number), nil
+			}
+			return v.Length(), nil
+		},
+	})
+}
 
 func base64EncodeFunc() function.Function {
 	return function.New(&function.Spec{

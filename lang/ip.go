@@ -1,20 +1,23 @@
 package lang
 
 import (
+	"encoding/binary"
 	"hash/fnv"
-	"math/big"
 	"net/netip"
 )
 
-// subnetRange describes the usable host indexes of a subnet: the network address (index 0),
-// the gateway (index 1, the first host) and, for IPv4, the broadcast address are reserved.
+// subnetRange describes the addresses of a subnet that sandboxes may have: the network
+// address, the first host (the gateway) and, for IPv4, the broadcast address are reserved.
+// Allocation uses host indexes first..first+count-1; for IPv6 that is capped at 2^32
+// addresses, which only limits allocation, not declared addresses.
 type subnetRange struct {
 	prefix netip.Prefix
-	first  uint64 // first usable index
-	count  uint64 // number of usable indexes; capped for huge IPv6 subnets
+	first  uint64
+	count  uint64
 }
 
 func newSubnetRange(p netip.Prefix) (subnetRange, bool) {
+	p = p.Masked()
 	hostBits := p.Addr().BitLen() - p.Bits()
 	if hostBits > 32 {
 		hostBits = 32
@@ -27,37 +30,39 @@ func newSubnetRange(p netip.Prefix) (subnetRange, bool) {
 	if size <= reserved {
 		return subnetRange{}, false
 	}
-	return subnetRange{prefix: p.Masked(), first: 2, count: size - reserved}, true
+	return subnetRange{prefix: p, first: 2, count: size - reserved}, true
 }
 
-// addr returns the address at host index i.
+// addr returns the address at host index i (i < 2^32).
 func (r subnetRange) addr(i uint64) netip.Addr {
-	b := r.prefix.Addr().AsSlice()
-	n := new(big.Int).SetBytes(b)
-	n.Add(n, new(big.Int).SetUint64(i))
-	out := n.FillBytes(make([]byte, len(b)))
-	a, _ := netip.AddrFromSlice(out)
+	b := r.prefix.Addr().As16()
+	lo := binary.BigEndian.Uint64(b[8:]) + i
+	binary.BigEndian.PutUint64(b[8:], lo)
+	a := netip.AddrFrom16(b)
+	if r.prefix.Addr().Is4() {
+		a = a.Unmap()
+	}
 	return a
 }
 
-// index returns the host index of a, and whether a is inside the prefix.
-func (r subnetRange) index(a netip.Addr) (uint64, bool) {
-	if !r.prefix.Contains(a) {
-		return 0, false
-	}
-	base := new(big.Int).SetBytes(r.prefix.Addr().AsSlice())
-	n := new(big.Int).SetBytes(a.AsSlice())
-	n.Sub(n, base)
-	if !n.IsUint64() {
-		return 0, false
-	}
-	return n.Uint64(), true
-}
-
-// usable reports whether a is an address a sandbox may have.
+// usable reports whether a sandbox may have address a.
 func (r subnetRange) usable(a netip.Addr) bool {
-	i, ok := r.index(a)
-	return ok && i >= r.first && i < r.first+r.count
+	if !r.prefix.Contains(a) {
+		return false
+	}
+	network := r.prefix.Addr()
+	if a == network || a == network.Next() {
+		return false
+	}
+	if a.Is4() {
+		b := a.As4()
+		host := binary.BigEndian.Uint32(b[:])
+		mask := uint32(1)<<(32-r.prefix.Bits()) - 1
+		if host&mask == mask {
+			return false // broadcast
+		}
+	}
+	return true
 }
 
 // allocate picks the address of name: FNV-1a of the name chooses a start index, then linear

@@ -128,7 +128,10 @@ func (c *logsCmd) show(ctx context.Context, path, prefix string, out *lockedWrit
 		// after draining the old one.
 		if st, err := os.Stat(path); err == nil && inodeOf(st) != liveIno {
 			if live != nil {
-				rest = readLines(live, rest, emit)
+				// The old file is complete: its unfinished last line is all there will be.
+				if rest = readLines(live, rest, emit); len(rest) > 0 {
+					emit(rest)
+				}
 				live.Close()
 			}
 			live, rest = nil, nil

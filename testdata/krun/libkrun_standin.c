@@ -31,7 +31,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define MAX_CTX 64
+#define MAX_CTX 4096
 #define MAX_ARRAY 4096
 #define MAX_STR 65536
 
