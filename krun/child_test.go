@@ -1,0 +1,401 @@
+//go:build linux
+
+package krun_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sbx-dev/sbx/krun"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// spawnStandin starts the test binary as a VMM child against a stand-in
+// variant, with extra environment for the child.
+func spawnStandin(t *testing.T, ctx context.Context, variant string, cfg krun.VMConfig, extraEnv ...string) (*krun.Child, string, error) {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), "calls.jsonl")
+	env := append(os.Environ(),
+		envRole+"="+roleVMM,
+		envLib+"="+standin(t, variant),
+		"KRUN_STANDIN_LOG="+log,
+	)
+	env = append(env, extraEnv...)
+	child, err := krun.Spawn(ctx, []string{os.Args[0]}, cfg, krun.WithChildEnv(env), krun.WithStopTimeout(5*time.Second))
+	if child != nil {
+		t.Cleanup(func() { _ = child.Signal(syscall.SIGKILL); <-child.Done() })
+	}
+	return child, log, err
+}
+
+func u32(v uint32) *uint32 { return &v }
+
+// goldenConfig builds the configs compared against testdata/krun/golden.
+func goldenConfigs(dir string) map[string]struct {
+	variant string
+	cfg     krun.VMConfig
+} {
+	return map[string]struct {
+		variant string
+		cfg     krun.VMConfig
+	}{
+		// Every feature, on a libkrun with the fork's and upstream's functions.
+		"full": {variantFull, krun.VMConfig{
+			LogLevel:  krun.LogWarn,
+			CPUs:      2,
+			MemoryMiB: 1024,
+			Layers:    []string{dir + "/layers/base", dir + "/layers/app", dir + "/rw"},
+			Mounts: []krun.Mount{
+				{Tag: "src", HostPath: dir + "/src", Target: "/app/src"},
+				{Tag: "cfg", HostPath: dir + "/cfg", Target: "/etc/app", ReadOnly: true},
+			},
+			PortMap:       []krun.PortMapping{{Host: 8080, Guest: 80}, {Host: 8443, Guest: 443}},
+			Network:       krun.Network{Scope: krun.ScopeGroup, IP: "10.88.0.5", Subnet: "10.88.0.0/24"},
+			Rlimits:       []krun.Rlimit{{Resource: 7, Cur: 1024, Max: 4096}, {Resource: 6, Cur: 512, Max: 512}},
+			Workdir:       "/app",
+			ExecPath:      "/usr/bin/server",
+			Argv:          []string{"--port", "80", "--name", `quoted "arg"`},
+			Env:           []string{"PATH=/usr/bin:/bin", "HOME=/root"},
+			ConsoleOutput: dir + "/console.log",
+			UID:           u32(1000),
+			GID:           u32(1000),
+		}},
+		// Upstream libkrun, scope none: no krun_set_tsi_scope, so the
+		// implicit vsock (TSI) is removed. Empty port map, inherited env.
+		"upstream_none": {variantUpstream, krun.VMConfig{
+			CPUs:          1,
+			MemoryMiB:     256,
+			Root:          dir + "/root",
+			PortMap:       []krun.PortMapping{},
+			Network:       krun.Network{Scope: krun.ScopeNone},
+			ExecPath:      "/bin/sh",
+			Argv:          []string{"-c", "true"},
+			ConsoleOutput: dir + "/console.log",
+		}},
+		// Upstream libkrun, scope any: TSI's default, nothing to call. A nil
+		// port map (expose all) and a mount.
+		"upstream_any": {variantUpstream, krun.VMConfig{
+			LogLevel:      krun.LogOff,
+			CPUs:          4,
+			MemoryMiB:     2048,
+			Root:          dir + "/root",
+			Mounts:        []krun.Mount{{Tag: "data", HostPath: dir + "/data", Target: "/data"}},
+			Network:       krun.Network{Scope: krun.ScopeAny},
+			ExecPath:      "/bin/app",
+			Env:           []string{},
+			ConsoleOutput: dir + "/console.log",
+		}},
+		// The fork without upstream's extras, scope public.
+		"fork_public": {variantFork, krun.VMConfig{
+			CPUs:          1,
+			MemoryMiB:     512,
+			Layers:        []string{dir + "/rw"},
+			PortMap:       []krun.PortMapping{{Host: 3000, Guest: 3000}},
+			Network:       krun.Network{Scope: krun.ScopePublic},
+			ExecPath:      "/bin/app",
+			Argv:          []string{},
+			Env:           []string{"A=1"},
+			ConsoleOutput: dir + "/console.log",
+		}},
+	}
+}
+
+// TestGolden runs the real VMM child against the stand-in and compares the
+// whole libkrun call sequence with testdata/krun/golden/<name>.jsonl.
+func TestGolden(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range goldenConfigs(dir) {
+		t.Run(name, func(t *testing.T) {
+			os.Remove(tc.cfg.ConsoleOutput)
+			ctx := context.Background()
+			child, log, err := spawnStandin(t, ctx, tc.variant, tc.cfg)
+			if err != nil {
+				t.Fatalf("Spawn: %v", err)
+			}
+			// The stand-in's start_enter writes the console line, then waits
+			// for SIGTERM.
+			waitFor(t, func() bool {
+				b, _ := os.ReadFile(tc.cfg.ConsoleOutput)
+				return bytes.Contains(b, []byte("standin: guest started "+tc.cfg.ExecPath))
+			})
+			if err := child.Stop(ctx); err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+			if code := child.ExitCode(); code != 0 {
+				t.Errorf("exit code %d after SIGTERM", code)
+			}
+			raw, err := os.ReadFile(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.ReplaceAll(string(raw), dir, "$TMP")
+			golden := filepath.Join("..", "testdata", "krun", "golden", name+".jsonl")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./krun -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("call sequence differs from %s:\n got:\n%s\nwant:\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func baseConfig(dir string) krun.VMConfig {
+	return krun.VMConfig{
+		CPUs:      1,
+		MemoryMiB: 128,
+		Root:      dir,
+		Network:   krun.Network{Scope: krun.ScopeAny},
+		ExecPath:  "/bin/true",
+	}
+}
+
+// TestChildConfigError: a libkrun error in the child reaches the parent as a
+// typed error that keeps the C function and errno.
+func TestChildConfigError(t *testing.T) {
+	cfg := baseConfig(t.TempDir())
+	cfg.Rlimits = []krun.Rlimit{{Resource: 99, Cur: 1, Max: 1}} // the stand-in (like libkrun's init) knows 0-15
+	_, log, err := spawnStandin(t, context.Background(), variantFull, cfg)
+	var ce *krun.ConfigError
+	var ke *krun.Error
+	if !errors.As(err, &ce) || !errors.As(err, &ke) || !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("err = %#v", err)
+	}
+	if ce.Func != "krun_set_rlimits" || ke.Func != "krun_set_rlimits" || ce.ExitCode == 0 {
+		t.Errorf("ConfigError = %+v", ce)
+	}
+	if !strings.Contains(err.Error(), "krun_set_rlimits") {
+		t.Errorf("message %q", err)
+	}
+	// The failed context is freed, start_enter is never reached.
+	calls := readCalls(t, log)
+	if last := calls[len(calls)-1].Func; last != "krun_free_ctx" {
+		t.Errorf("last call %s", last)
+	}
+}
+
+func TestChildScopeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*krun.VMConfig)
+	}{
+		{"group", func(c *krun.VMConfig) { c.Network = krun.Network{Scope: krun.ScopeGroup, Subnet: "10.0.0.0/24"} }},
+		{"public", func(c *krun.VMConfig) { c.Network = krun.Network{Scope: krun.ScopePublic} }},
+		{"static ip", func(c *krun.VMConfig) { c.Network = krun.Network{Scope: krun.ScopeAny, IP: "10.0.0.3"} }},
+		{"none with ports", func(c *krun.VMConfig) {
+			c.Network = krun.Network{Scope: krun.ScopeNone}
+			c.PortMap = []krun.PortMapping{{Host: 80, Guest: 80}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(t.TempDir())
+			tc.edit(&cfg)
+			_, log, err := spawnStandin(t, context.Background(), variantUpstream, cfg)
+			if !errors.Is(err, krun.ErrUnsupported) || !strings.Contains(err.Error(), "krun_set_tsi_scope") {
+				t.Fatalf("err = %v", err)
+			}
+			for _, c := range readCalls(t, log) {
+				if c.Func == "krun_create_ctx" {
+					t.Errorf("refused config still reached libkrun: %s", c.Func)
+				}
+			}
+		})
+	}
+	// The same, checked in-process, and scope none needs
+	// krun_disable_implicit_vsock when krun_set_tsi_scope is missing.
+	up, _ := openStandin(t, variantUpstream)
+	cfg := baseConfig(t.TempDir())
+	cfg.Network.Scope = krun.ScopeGroup
+	if err := up.Check(&cfg); !errors.Is(err, krun.ErrUnsupported) {
+		t.Errorf("Check(group) = %v", err)
+	}
+	cfg.Network.Scope = krun.ScopeNone
+	if err := up.Check(&cfg); err != nil {
+		t.Errorf("Check(none) = %v", err)
+	}
+}
+
+func TestChildMissingOverlay(t *testing.T) {
+	cfg := baseConfig("")
+	cfg.Layers = []string{t.TempDir()}
+	_, _, err := spawnStandin(t, context.Background(), variantUpstream, cfg)
+	if !errors.Is(err, krun.ErrMissing) || !strings.Contains(err.Error(), "krun_set_overlayfs_root") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestChildLibraryNotFound(t *testing.T) {
+	cfg := baseConfig(t.TempDir())
+	env := append(os.Environ(), envRole+"="+roleVMM, envLib+"=/nonexistent/libkrun.so.1")
+	_, err := krun.Spawn(context.Background(), []string{os.Args[0]}, cfg, krun.WithChildEnv(env))
+	var ce *krun.ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "libkrun not found") ||
+		!strings.Contains(err.Error(), "/nonexistent/libkrun.so.1") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestChildExitCode(t *testing.T) {
+	cfg := baseConfig(t.TempDir())
+	child, _, err := spawnStandin(t, context.Background(), variantFull, cfg, "KRUN_STANDIN_EXIT=7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = child.Wait(context.Background())
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 || child.ExitCode() != 7 {
+		t.Fatalf("Wait = %v", err)
+	}
+}
+
+func TestChildExitsBeforeReport(t *testing.T) {
+	cfg := baseConfig(t.TempDir())
+	_, err := krun.Spawn(context.Background(), []string{"/bin/sh", "-c", "echo boom >&2; exit 3"}, cfg)
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSpawnValidates(t *testing.T) {
+	cfg := baseConfig(t.TempDir())
+	cfg.ExecPath = "/bin/a\x00b"
+	cfg.CPUs = 0
+	_, err := krun.Spawn(context.Background(), []string{"/bin/false"}, cfg)
+	if !errors.Is(err, krun.ErrInvalidArgument) || !strings.Contains(err.Error(), "NUL") || !strings.Contains(err.Error(), "cpus") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestContextCancel: cancelling the spawn context stops the child with SIGTERM.
+func TestContextCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	cfg := baseConfig(dir)
+	cfg.ConsoleOutput = filepath.Join(dir, "console.log")
+	child, _, err := spawnStandin(t, ctx, variantFull, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { b, _ := os.ReadFile(cfg.ConsoleOutput); return len(b) > 0 })
+	cancel()
+	select {
+	case <-child.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("child still running after cancel")
+	}
+	if code := child.ExitCode(); code != 0 {
+		t.Errorf("exit code %d, want 0 (stand-in exits 0 on SIGTERM)", code)
+	}
+}
+
+// TestParentDeath: the VMM child gets SIGTERM when the process that spawned it
+// dies (Pdeathsig).
+func TestParentDeath(t *testing.T) {
+	dir := t.TempDir()
+	cfg := baseConfig(dir)
+	cfg.ConsoleOutput = filepath.Join(dir, "console.log")
+	js, _ := json.Marshal(cfg)
+	parent := exec.Command(os.Args[0])
+	parent.Env = append(os.Environ(), envRole+"="+roleParent, "KRUN_TEST_CONFIG="+string(js),
+		envLib+"="+standin(t, variantFull), "KRUN_STANDIN_LOG="+filepath.Join(dir, "calls.jsonl"))
+	stdout, err := parent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent.Stderr = os.Stderr
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the child pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("parent printed %q", line)
+	}
+	t.Cleanup(func() {
+		if alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	waitFor(t, func() bool { b, _ := os.ReadFile(cfg.ConsoleOutput); return len(b) > 0 })
+	if !alive(pid) {
+		t.Fatal("child not running")
+	}
+	if err := parent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = parent.Wait()
+	waitFor(t, func() bool { return !alive(pid) })
+}
+
+// alive reports whether pid runs (a zombie counts as dead).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+func TestVMConfigJSONKeepsNilAndEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  krun.VMConfig
+		want string
+	}{
+		{krun.VMConfig{}, `"port_map":null`},
+		{krun.VMConfig{PortMap: []krun.PortMapping{}}, `"port_map":[]`},
+		{krun.VMConfig{}, `"env":null`},
+		{krun.VMConfig{Env: []string{}}, `"env":[]`},
+	} {
+		b, err := json.Marshal(tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tc.want) {
+			t.Errorf("%s lacks %s", b, tc.want)
+		}
+		var back krun.VMConfig
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if (back.PortMap == nil) != (tc.cfg.PortMap == nil) || (back.Env == nil) != (tc.cfg.Env == nil) {
+			t.Errorf("%s: nil-ness lost in round trip", b)
+		}
+	}
+}
