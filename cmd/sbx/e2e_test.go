@@ -94,8 +94,14 @@ type result struct {
 
 func (p *project) sbx(args ...string) result {
 	p.t.Helper()
+	return p.sbxDriver("ns", args...)
+}
+
+// sbxDriver runs sbx with SBX_DRIVER set to driver.
+func (p *project) sbxDriver(driver string, args ...string) result {
+	p.t.Helper()
 	cmd := exec.Command(p.bin, append([]string{"-C", p.dir}, args...)...)
-	cmd.Env = append(os.Environ(), "SBX_HOME="+p.home, "NO_COLOR=1", "SBX_DRIVER=ns")
+	cmd.Env = append(os.Environ(), "SBX_HOME="+p.home, "NO_COLOR=1", "SBX_DRIVER="+driver)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
