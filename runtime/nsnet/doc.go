@@ -1,0 +1,119 @@
+// Package nsnet is the networking of sbx's namespace (ns) driver: one
+// network namespace per sandbox, a Linux bridge per network group, veth
+// pairs, nftables rules enforcing the sandbox's scope, and a userspace proxy
+// for published ports.
+//
+// The supervisor of a sandbox calls [Setup] before it starts the payload and
+// hands [Handle.NetNSPath] to the payload's child, which joins it with
+// setns(2). [Teardown] undoes everything and needs nothing but the project
+// and sandbox names, so `sbx down` can clean up after a supervisor that was
+// killed with SIGKILL. [List] reports what a project still owns.
+//
+// # Names
+//
+// Every name is derived from the project and the sandbox or network name, so
+// it can be found again without any record:
+//
+//	netns      /run/sbx/netns/<project>/<sandbox>   (bind mount of an nsfs file)
+//	bridge     sbxb + 10 hex of sha256(project, "network", network)
+//	veth       sbxv + 10 hex of sha256(project, "sandbox", sandbox)  (host side)
+//	           eth0                                                  (inside)
+//	alias      "sbx:<project>/network/<network> <subnet>" on a bridge,
+//	           "sbx:<project>/sandbox/<sandbox> <ip>" on a veth (IFLA_IFALIAS)
+//	rule tag   "sbx:<project>/network/<network>" or "sbx:<project>/sandbox/<sandbox>"
+//	           as the rule's comment (nftables user data)
+//	lock       /run/sbx/net.lock (flock; every Setup, Teardown and List holds it)
+//
+// Project and sandbox names must not contain "/", white space or NUL.
+// Sandboxes of scope public or any that name no group share a per-project
+// default network (named "@default", which no Sandboxfile network can be
+// called): a /24 in 10.199.0.0/16, the third octet starting at the first
+// byte of sha256(project) and moving on past any subnet a host route
+// (another project's bridge, a VPN, a LAN) already covers. Its sandboxes get
+// addresses allocated from a hash of their name and cannot reach each other:
+// their bridge ports are isolated and the firewall does not route between
+// them.
+//
+// # Scopes
+//
+//   - none: the namespace has only lo. Published ports are reached by
+//     dialling 127.0.0.1 inside the namespace.
+//   - group: eth0 with the sandbox's address in the group's subnet, only
+//     the subnet route (no default route, so anything else fails fast with
+//     "network is unreachable"). Members of a group reach each other; the
+//     firewall rejects everything else they send, the host's own addresses
+//     included, and drops whatever is not a reply that comes in from outside
+//     the bridge.
+//   - public: the group's connectivity, if it names a group, plus a default
+//     route through the bridge's gateway address (the subnet's first host)
+//     and masquerading to the outside. Destinations in 0.0.0.0/8, 10.0.0.0/8,
+//     100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12,
+//     192.168.0.0/16 and 224.0.0.0/3 (multicast, reserved, broadcast) are
+//     rejected, as are the host's own addresses and every other sbx network.
+//   - any: like public with nothing blocked but other sbx networks: the host
+//     and private ranges are reachable.
+//
+// A sandbox can only send IPv4 from its own address and ARP for its own
+// address: a bridge-family rule on its veth drops everything else (spoofed
+// sources, IPv6, VLAN tags), so a payload with CAP_NET_ADMIN inside its
+// namespace cannot borrow the rights of another sandbox.
+//
+// # nftables layout
+//
+// All rules live in two tables that sbx owns and deletes when no project
+// uses them any more:
+//
+//	table inet sbx
+//	  chain forward     filter hook forward, priority 0, policy accept
+//	    iifname B jump from-B               per network, tagged with the network
+//	    oifname B jump to-B
+//	  chain input       filter hook input, priority 0, policy accept
+//	    iifname B jump in-B                 per network
+//	  chain postrouting nat hook postrouting, priority 100
+//	    ip saddr IP oifname != "sbxb*" masquerade     per public/any sandbox
+//	  chain public      the blocked destinations (reject), then accept
+//	  chain from-B      what sandboxes of network B send through the host
+//	    ip saddr IP oifname != "sbxb*" jump public    per public sandbox
+//	    ip saddr IP oifname != "sbxb*" accept         per any sandbox
+//	    oifname B accept                    group networks only (bridged
+//	                                        traffic seen via br_netfilter)
+//	    reject
+//	  chain to-B        ct state established,related accept; drop
+//	  chain in-B        ip saddr IP accept (any sandboxes);
+//	                    ct state established,related accept; reject
+//	table bridge sbx
+//	  chain prerouting  filter hook prerouting, priority -200
+//	    iifname V ip saddr != IP drop; iifname V arp saddr ip != IP drop;
+//	    iifname V meta protocol != { ip, arp } drop   per sandbox
+//
+// Per-sandbox rules are inserted at the head of their chains and match on
+// the sandbox's address, so they do not depend on the order of insertion.
+// Rules are found again for removal by their comment; a per-network chain's
+// name carries the bridge's name. All changes of one Setup or Teardown step
+// go in one nftables transaction.
+//
+// Another firewall can still drop what sbx accepts: an accept verdict in
+// table inet sbx does not override a drop in another table or in iptables
+// (Docker sets the iptables FORWARD policy to drop, and with br_netfilter
+// loaded that applies to traffic inside a bridge too).
+//
+// # IP forwarding
+//
+// net.ipv4.ip_forward is only needed for public and any. When sbx has to
+// turn it on, it notes the previous value in /run/sbx/ip_forward.sbx and
+// sets it back to 0 when the last public or any sandbox of any project is
+// torn down (unless something else turned it off in between). While it is
+// on, the host routes between all of its interfaces, not only sbx's.
+//
+// # Published ports
+//
+// A [Proxy] listens on the host address of a published port and forwards
+// each TCP connection, or each UDP client's datagrams (a session per client
+// address, closed after an idle timeout), to the sandbox through a
+// [DialFunc]. [Handle.Dialer] dials the sandbox's address, and falls back to
+// 127.0.0.1 inside the namespace when that is refused (a server bound to
+// loopback only); for scope none it always dials inside the namespace.
+// Sockets inside a namespace are created by [Within] on a locked OS thread
+// that is discarded afterwards, so no other goroutine ever runs in the
+// sandbox's namespace.
+package nsnet

@@ -1,0 +1,35 @@
+//go:build !linux
+
+package nsnet
+
+import (
+	"context"
+	"net"
+)
+
+// Setup needs Linux; elsewhere it returns ErrNeedsLinux.
+func Setup(context.Context, Net) (*Handle, error) { return nil, ErrNeedsLinux }
+
+// Teardown needs Linux; elsewhere it returns ErrNeedsLinux.
+func Teardown(context.Context, string, string) error { return ErrNeedsLinux }
+
+// TeardownProject needs Linux; elsewhere it returns ErrNeedsLinux.
+func TeardownProject(context.Context, string) error { return ErrNeedsLinux }
+
+// List needs Linux; elsewhere it returns ErrNeedsLinux.
+func List(context.Context, string) (Resources, error) { return Resources{}, ErrNeedsLinux }
+
+// Preflight reports that the ns driver's networking needs Linux.
+func Preflight(context.Context) []Problem {
+	return []Problem{{Check: "os", Detail: ErrNeedsLinux.Error(), Fix: "use the krun driver", Fatal: true}}
+}
+
+// Within needs Linux; elsewhere it returns ErrNeedsLinux.
+func Within(string, func() error) error { return ErrNeedsLinux }
+
+// DialNetNS needs Linux; elsewhere it returns ErrNeedsLinux.
+func DialNetNS(context.Context, string, string, string) (net.Conn, error) {
+	return nil, ErrNeedsLinux
+}
+
+func portHolder(string, int) (int, string) { return 0, "" }
