@@ -281,6 +281,16 @@ func (e *Engine) runSpec(cfg *lang.Config, sb *lang.Sandbox, dir string, img *Im
 			spec.Subnet = n.Subnet
 		}
 	}
+	if sb.Network.Group != "" {
+		for _, peer := range cfg.Sandboxes {
+			if peer.Name != sb.Name && peer.Network.Group == sb.Network.Group && peer.Network.IP.IsValid() {
+				if spec.Peers == nil {
+					spec.Peers = map[string]string{}
+				}
+				spec.Peers[peer.Name] = peer.Network.IP.String()
+			}
+		}
+	}
 	return spec, nil
 }
 

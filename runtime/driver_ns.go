@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/runtime/ns"
+	"github.com/sbx-dev/sbx/runtime/nsnet"
 )
 
 // nsDriver runs sandboxes in Linux namespaces (runtime/ns): weaker isolation than a VM, for
@@ -20,6 +24,12 @@ import (
 type nsDriver struct {
 	exe string
 	log *slog.Logger
+
+	// proxies publish the ports of the running payload; they live in the supervisor and are
+	// closed by Cleanup.
+	mu      sync.Mutex
+	proxies []*nsnet.Proxy
+	cancel  context.CancelFunc
 }
 
 func (*nsDriver) Name() string { return "ns" }
@@ -31,6 +41,13 @@ func (d *nsDriver) Preflight(ctx context.Context, spec *RunSpec) error {
 			msgs = append(msgs, p.String())
 		} else {
 			d.log.Info("ns driver runs degraded", "problem", p.String())
+		}
+	}
+	for _, p := range nsnet.Preflight(ctx) {
+		if p.Fatal {
+			msgs = append(msgs, p.Check+": "+p.Detail+" ("+p.Fix+")")
+		} else {
+			d.log.Info("ns driver networking runs degraded", "problem", p.Detail)
 		}
 	}
 	if len(msgs) > 0 {
@@ -63,8 +80,6 @@ func (d *nsDriver) nsConfig(spec *RunSpec) ns.Config {
 		CPUs:         sb.CPUs,
 		MemoryMiB:    sb.MemoryMiB,
 		CgroupParent: "/sbx/" + cgroupName(spec.Project),
-		Hosts:        hostsFile(spec),
-		ResolvConf:   "nameserver 127.0.0.1\n",
 	}
 	for _, m := range sb.Mounts {
 		cfg.Mounts = append(cfg.Mounts, ns.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
@@ -75,12 +90,29 @@ func (d *nsDriver) nsConfig(spec *RunSpec) ns.Config {
 	return cfg
 }
 
-func (d *nsDriver) Start(ctx context.Context, spec *RunSpec, console io.Writer) (Instance, error) {
-	if err := scopeSupported(spec); err != nil {
-		return nil, err
-	}
+func (d *nsDriver) Start(ctx context.Context, spec *RunSpec, console io.Writer) (inst Instance, err error) {
+	sb := &spec.Sandbox
 	cfg := d.nsConfig(spec)
 	if err := os.MkdirAll(writableDir(spec.Dir), 0o755); err != nil {
+		return nil, err
+	}
+	// The network first: the sandbox joins a namespace that is already wired for its scope.
+	h, err := nsnet.Setup(ctx, nsnet.Net{
+		Project: spec.Project, Name: sb.Name, Scope: sb.Network.Scope, Group: sb.Network.Group,
+		Subnet: spec.Subnet, IP: sb.Network.IP,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = d.Cleanup(context.WithoutCancel(ctx), spec)
+		}
+	}()
+	cfg.NetNS = h.NetNSPath()
+	cfg.Hosts = hostsFile(spec, h.IP())
+	cfg.ResolvConf = resolvConf(sb.Network.Scope)
+	if err := d.publish(spec, h); err != nil {
 		return nil, err
 	}
 	p, err := ns.Start(ctx, []string{d.exe, NSChildCommand}, cfg, console, console)
@@ -93,8 +125,43 @@ func (d *nsDriver) Start(ctx context.Context, spec *RunSpec, console io.Writer) 
 	return nsInstance{p}, nil
 }
 
+// publish starts one proxy per port: host_ip:host on the host to the guest port.
+func (d *nsDriver) publish(spec *RunSpec, h *nsnet.Handle) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	for _, port := range spec.Sandbox.Ports {
+		proto := port.Protocol
+		if proto == "" {
+			proto = "tcp"
+		}
+		addr := net.JoinHostPort(port.HostIP, strconv.Itoa(port.Host))
+		px, err := nsnet.ListenProxy(ctx, proto, addr, h.Dialer(proto, port.Guest), nsnet.WithLogger(d.log))
+		if err != nil {
+			return fmt.Errorf("publish %s/%s: %w", addr, proto, err)
+		}
+		d.proxies = append(d.proxies, px)
+		go func() { _ = px.Serve(ctx) }()
+	}
+	return nil
+}
+
 func (d *nsDriver) Cleanup(ctx context.Context, spec *RunSpec) error {
-	return ns.Cleanup(d.nsConfig(spec))
+	d.mu.Lock()
+	for _, px := range d.proxies {
+		_ = px.Close()
+	}
+	d.proxies = nil
+	if d.cancel != nil {
+		d.cancel()
+		d.cancel = nil
+	}
+	d.mu.Unlock()
+	return errors.Join(
+		ns.Cleanup(d.nsConfig(spec)),
+		nsnet.Teardown(ctx, spec.Project, spec.Sandbox.Name),
+	)
 }
 
 type nsInstance struct{ p *ns.Process }
@@ -113,18 +180,6 @@ func (i nsInstance) Wait() Exit {
 	return ex
 }
 
-// scopeSupported refuses the network scopes the ns driver cannot enforce yet: a scope is never
-// silently widened.
-func scopeSupported(spec *RunSpec) error {
-	if s := spec.Sandbox.Network.Scope; s != lang.ScopeNone {
-		return fmt.Errorf("network scope %q is not available on the ns driver yet: only \"none\" (loopback only) is; set network { scope = \"none\" }", s)
-	}
-	if len(spec.Sandbox.Ports) > 0 {
-		return errors.New("ports are not published by the ns driver yet")
-	}
-	return nil
-}
-
 // cgroupName makes a project name safe as one cgroup path element.
 func cgroupName(project string) string {
 	if project == "" {
@@ -138,14 +193,31 @@ func cgroupName(project string) string {
 	}, project)
 }
 
-// hostsFile is the sandbox's /etc/hosts: itself, localhost, and the sandboxes of its group.
-func hostsFile(spec *RunSpec) string {
+// hostsFile is the sandbox's /etc/hosts: localhost, itself, and the other sandboxes of its
+// group by name.
+func hostsFile(spec *RunSpec, ip netip.Addr) string {
 	var b strings.Builder
 	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-	if ip := spec.Sandbox.Network.IP; ip.IsValid() {
+	if ip.IsValid() {
 		fmt.Fprintf(&b, "%s\t%s\n", ip, spec.Sandbox.Name)
 	} else {
 		fmt.Fprintf(&b, "127.0.1.1\t%s\n", spec.Sandbox.Name)
+	}
+	for _, name := range sortedKeys(spec.Peers) {
+		fmt.Fprintf(&b, "%s\t%s\n", spec.Peers[name], name)
+	}
+	return b.String()
+}
+
+// resolvConf gives public and any sandboxes the host's resolvers they can reach; the others
+// have no way out, so no resolver.
+func resolvConf(scope string) string {
+	var b strings.Builder
+	for _, a := range nsnet.Nameservers(scope) {
+		fmt.Fprintf(&b, "nameserver %s\n", a)
+	}
+	if b.Len() == 0 {
+		fmt.Fprintf(&b, "# no DNS: network scope %q reaches no resolver\n", scope)
 	}
 	return b.String()
 }

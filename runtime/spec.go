@@ -40,8 +40,10 @@ type RunSpec struct {
 	Workdir string   `json:"workdir"`
 	User    string   `json:"user,omitempty"`
 
-	// Subnet is the group's subnet when the sandbox is in one.
-	Subnet netip.Prefix `json:"subnet,omitzero"`
+	// Subnet is the group's subnet when the sandbox is in one; Peers are the other sandboxes
+	// of that group, name -> IP, for /etc/hosts.
+	Subnet netip.Prefix      `json:"subnet,omitzero"`
+	Peers  map[string]string `json:"peers,omitempty"`
 }
 
 // defaultPath is the PATH a sandbox gets when neither its image nor its spec sets one.

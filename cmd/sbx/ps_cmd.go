@@ -216,7 +216,7 @@ func (a *app) printStatus(dir string, cfg *lang.Config) error {
 		if cfg.Sandbox(r.Name) == nil {
 			continue
 		}
-		line := fmt.Sprintf("  %-16s %s", r.Name, a.stateColor(r.State))
+		line := fmt.Sprintf("  %-16s %s%s", r.Name, a.stateColor(r.State), strings.Repeat(" ", max(0, 11-len(r.State))))
 		if len(r.Ports) > 0 {
 			line += "  " + strings.Join(r.Ports, ", ")
 		}
