@@ -1,0 +1,380 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sbx-dev/sbx/lang"
+	"github.com/sbx-dev/sbx/planner"
+	"github.com/sbx-dev/sbx/runtime"
+	"github.com/sbx-dev/sbx/runtime/watch"
+)
+
+// watch is sbx up --watch: apply, then re-apply on every save of the Sandboxfile or its
+// inputs, and restart sandboxes whose watch paths change, streaming every console meanwhile.
+func (c *upCmd) watch(ctx context.Context, a *app) error {
+	dir, err := a.projectDir()
+	if err != nil {
+		return err
+	}
+	release, err := watchLock(ctx, a, dir)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	// One writer for sbx's lines and every console, so lines never tear.
+	out := &syncWriter{w: a.stdout}
+	a.stdout = out
+	w := &watcher{a: a, up: c, dir: dir, out: out, follow: map[string]context.CancelFunc{}}
+	defer w.stopFollowing()
+
+	w.say("watching %s (Ctrl-C stops watching; the sandboxes keep running)", displayPath(filepath.Join(dir, filepath.Base(a.g.File))))
+	// Follow the consoles before the first apply, so nothing the sandboxes print is missed.
+	if cfg, err := a.loadQuiet(); err == nil && cfg != nil {
+		w.syncFollowers(ctx, cfg)
+	}
+	cfg, _ := w.applyAndReport(ctx, "start")
+	fw, err := watch.New(watch.Options{
+		Quiet:  c.Debounce,
+		Ignore: w.ignored,
+		Errors: func(err error) { w.say("watch: %v", err) },
+	})
+	if err != nil {
+		return err
+	}
+	defer fw.Close()
+	w.fw = fw
+	w.watchInputs(cfg)
+	w.syncFollowers(ctx, cfg)
+
+	err = fw.Run(ctx, func(b watch.Batch) { w.handle(ctx, b) })
+	if err != nil {
+		return err
+	}
+	w.stopFollowing()
+	fmt.Fprintln(a.stdout)
+	if c.DownOnExit {
+		w.say("stopping the sandboxes (--down-on-exit)")
+		down := &downCmd{Parallel: c.Parallel}
+		return down.Run(a)
+	}
+	w.say("stopped watching; the sandboxes keep running ('sbx down' stops them)")
+	return nil
+}
+
+// watchLock refuses a second sbx up --watch on the same project while one runs.
+func watchLock(ctx context.Context, a *app, dir string) (func(), error) {
+	// Taking the state lock once creates .sbx/ with its .gitignore.
+	l, err := a.lock(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	sdir := filepath.Dir(a.project(&lang.Config{Dir: dir}).Store.StatePath())
+	_ = l.Unlock()
+	path := filepath.Join(sdir, "watch.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("watch lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		holder := strings.TrimSpace(string(b))
+		if holder == "" {
+			holder = "another process"
+		}
+		return nil, fmt.Errorf("sbx up --watch is already running for this project (%s): stop it first (Ctrl-C in its terminal), or use that one", holder)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() {
+		_ = f.Truncate(0)
+		f.Close()
+	}, nil
+}
+
+type watcher struct {
+	a   *app
+	up  *upCmd
+	dir string
+	out *syncWriter
+	fw  *watch.Watcher
+
+	generation int
+	cfg        *lang.Config    // the last configuration that loaded
+	inputs     map[string]bool // files whose change means re-reading the Sandboxfile
+	ignore     *watch.Patterns // .sbxignore
+	perBox     map[string]*watch.Patterns
+
+	mu     sync.Mutex
+	follow map[string]context.CancelFunc
+}
+
+func (w *watcher) say(format string, args ...any) {
+	w.out.line(w.a.paint(w.a.color, bold, "[sbx]") + " " + fmt.Sprintf(format, args...))
+}
+
+// applyAndReport applies the Sandboxfile and says what is now live. It returns the
+// configuration that was applied (the previous one when the file does not load) and the
+// sandboxes the apply started.
+func (w *watcher) applyAndReport(ctx context.Context, why string) (*lang.Config, map[string]bool) {
+	started := map[string]bool{}
+	out, err := w.up.apply(ctx, w.a)
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			w.say("the Sandboxfile has errors (above): nothing changed, every sandbox keeps running as it was")
+		} else {
+			w.say("apply failed: %v", err)
+		}
+		return w.cfg, started
+	}
+	w.cfg = out.cfg
+	if !out.plan.HasChanges() {
+		w.say("generation %d live: no changes (%s)", w.generation, why)
+		return out.cfg, started
+	}
+	w.generation++
+	var parts []string
+	for _, s := range out.plan.Steps {
+		parts = append(parts, describeStep(s))
+		if s.Action != planner.ActionDestroy && s.Action != planner.ActionUpdate {
+			started[s.Sandbox] = true
+		}
+	}
+	w.say("generation %d live: %s", w.generation, strings.Join(parts, ", "))
+	for _, name := range sortedNames(out.res.Errors) {
+		w.say("%s failed: %v", name, out.res.Errors[name])
+	}
+	return out.cfg, started
+}
+
+// describeStep is "replaced api (env.LOG_LEVEL)", "created db", "started cache (crashed)".
+func describeStep(s planner.Step) string {
+	verb := map[planner.Action]string{
+		planner.ActionCreate: "created", planner.ActionDestroy: "destroyed", planner.ActionReplace: "replaced",
+		planner.ActionStart: "started", planner.ActionUpdate: "updated",
+	}[s.Action]
+	d := verb + " " + s.Sandbox
+	var fields []string
+	for _, c := range s.Changes {
+		fields = append(fields, c.Field)
+	}
+	switch {
+	case len(fields) > 0:
+		d += " (" + strings.Join(fields, ", ") + ")"
+	case s.Reason != "" && s.Action == planner.ActionStart:
+		d += " (" + s.Reason + ")"
+	}
+	return d
+}
+
+// watchInputs adds the files the configuration was read from and each sandbox's watch paths.
+func (w *watcher) watchInputs(cfg *lang.Config) {
+	w.inputs = map[string]bool{}
+	sbxfile, _ := w.a.sandboxfile()
+	files := []string{sbxfile, filepath.Join(w.dir, ".sbxignore")}
+	if cfg != nil {
+		files = append(files, cfg.VarFiles...)
+		files = append(files, cfg.ReadFiles...)
+	}
+	for _, f := range files {
+		w.inputs[f] = true
+		if err := w.fw.AddFile(f); err != nil {
+			w.say("cannot watch %s: %v", f, err)
+		}
+	}
+	w.ignore, _ = watch.ReadPatterns(filepath.Join(w.dir, ".sbxignore"))
+	w.perBox = map[string]*watch.Patterns{}
+	if cfg == nil {
+		return
+	}
+	for _, s := range cfg.Sandboxes {
+		if s.Watch == nil {
+			continue
+		}
+		w.perBox[s.Name] = watch.NewPatterns(w.dir, s.Watch.Ignore)
+		for _, p := range s.Watch.Paths {
+			if err := w.fw.AddTree(p); err != nil {
+				w.say("sandbox %s: cannot watch %s: %v", s.Name, p, err)
+			}
+		}
+	}
+}
+
+// ignored applies .sbxignore to every watched path; the Sandboxfile's inputs are never
+// ignored.
+func (w *watcher) ignored(path string, isDir bool) bool {
+	if w.inputs[path] {
+		return false
+	}
+	return w.ignore.Match(path, isDir)
+}
+
+// handle reacts to one batch of changes: re-apply when an input of the configuration
+// changed, then restart the sandboxes whose watch paths changed (unless the apply just
+// replaced them).
+func (w *watcher) handle(ctx context.Context, b watch.Batch) {
+	reload := false
+	for _, p := range b.Paths {
+		if w.inputs[p] {
+			reload = true
+		}
+	}
+	fresh := map[string]bool{}
+	if reload {
+		w.say("%s changed: applying", w.rel(firstInput(b.Paths, w.inputs)))
+		var cfg *lang.Config
+		cfg, fresh = w.applyAndReport(ctx, "saved without changes")
+		if cfg != nil {
+			w.watchInputs(cfg)
+			w.syncFollowers(ctx, cfg)
+		}
+	}
+	restart, cause := w.sandboxesWatching(b.Paths)
+	var names []string
+	for _, n := range restart {
+		if !fresh[n] {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	w.say("%s changed: restarting %s", w.rel(cause), strings.Join(names, ", "))
+	if err := w.restart(ctx, names); err != nil {
+		w.say("restart failed: %v", err)
+		return
+	}
+	w.generation++
+	w.say("generation %d live: restarted %s", w.generation, strings.Join(names, ", "))
+}
+
+// sandboxesWatching lists the sandboxes with a watch path above one of paths that its
+// ignore patterns do not exclude, sorted, and one path that caused a restart.
+func (w *watcher) sandboxesWatching(paths []string) (out []string, cause string) {
+	if w.cfg == nil {
+		return nil, ""
+	}
+	for _, s := range w.cfg.Sandboxes {
+		if s.Watch == nil {
+			continue
+		}
+	paths:
+		for _, p := range paths {
+			if w.perBox[s.Name].Match(p, false) {
+				continue
+			}
+			for _, root := range s.Watch.Paths {
+				if p == root || strings.HasPrefix(p, root+string(filepath.Separator)) {
+					out = append(out, s.Name)
+					if cause == "" {
+						cause = p
+					}
+					break paths
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, cause
+}
+
+func (w *watcher) restart(ctx context.Context, names []string) error {
+	l, err := w.a.lock(ctx, w.dir)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	exe, err := executable()
+	if err != nil {
+		return err
+	}
+	e := &runtime.Engine{Project: runtime.NewProject("", w.dir), Lock: l, Exe: exe, Out: io.Discard, Log: w.a.log}
+	res, err := e.Restart(ctx, names)
+	if err != nil {
+		return err
+	}
+	return res.Err()
+}
+
+func (w *watcher) rel(p string) string {
+	if r, err := filepath.Rel(w.dir, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
+func firstInput(paths []string, inputs map[string]bool) string {
+	for _, p := range paths {
+		if inputs[p] {
+			return p
+		}
+	}
+	return paths[0]
+}
+
+// syncFollowers streams the console of every sandbox of cfg, prefixed with its name.
+func (w *watcher) syncFollowers(ctx context.Context, cfg *lang.Config) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	width := 0
+	for _, s := range cfg.Sandboxes {
+		width = max(width, len(s.Name))
+	}
+	p := runtime.NewProject("", w.dir)
+	want := map[string]bool{}
+	for i, s := range cfg.Sandboxes {
+		want[s.Name] = true
+		if w.follow[s.Name] != nil {
+			continue
+		}
+		fctx, cancel := context.WithCancel(ctx)
+		w.follow[s.Name] = cancel
+		prefix := w.a.paint(w.a.color, palette[i%len(palette)], fmt.Sprintf("%-*s |", width, s.Name)) + " "
+		lc := &logsCmd{Follow: true, Tail: 0}
+		go lc.show(fctx, p.ConsoleLog(s.Name), prefix, &lockedWriter{w: w.out})
+	}
+	for name, cancel := range w.follow {
+		if !want[name] {
+			cancel()
+			delete(w.follow, name)
+		}
+	}
+}
+
+func (w *watcher) stopFollowing() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, cancel := range w.follow {
+		cancel()
+		delete(w.follow, name)
+	}
+}
+
+// syncWriter serialises writes from sbx and the console followers.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) line(text string) {
+	_, _ = s.Write([]byte(text + "\n"))
+}
