@@ -55,8 +55,7 @@ func (w *watchProc) text() string {
 func (p *project) startWatch(args ...string) *watchProc {
 	p.t.Helper()
 	w := &watchProc{}
-	w.cmd = exec.Command(p.bin, append([]string{"-C", p.dir, "up", "--watch", "--debounce", "200ms"}, args...)...)
-	w.cmd.Env = append(os.Environ(), "SBX_HOME="+p.home, "NO_COLOR=1", "SBX_DRIVER=ns")
+	w.cmd = execSbx(p, append([]string{"up", "--watch", "--debounce", "200ms"}, args...)...)
 	w.cmd.Stdout, w.cmd.Stderr = w, w
 	if err := w.cmd.Start(); err != nil {
 		p.t.Fatal(err)
@@ -69,6 +68,13 @@ func (p *project) startWatch(args ...string) *watchProc {
 		}
 	})
 	return w
+}
+
+// execSbx prepares sbx to run in p with the ns driver, without starting it.
+func execSbx(p *project, args ...string) *exec.Cmd {
+	cmd := exec.Command(p.bin, append([]string{"-C", p.dir}, args...)...)
+	cmd.Env = append(os.Environ(), "SBX_HOME="+p.home, "NO_COLOR=1", "SBX_DRIVER=ns")
+	return cmd
 }
 
 // saveAtomically writes the Sandboxfile the way editors do: a temporary file renamed over it.
