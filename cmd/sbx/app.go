@@ -140,18 +140,11 @@ func parseVarFlags(flags []string) (map[string]string, error) {
 	return vars, nil
 }
 
-// printDiagnostics writes diagnostics the way hcl renders them, with file names shown
-// relative to the working directory so they read "on Sandboxfile line 12".
+// printDiagnostics writes diagnostics to stderr with their source lines and an underline, file
+// names shown relative to the working directory so they read "on Sandboxfile line 12".
 func (a *app) printDiagnostics(cfg *lang.Config, diags hcl.Diagnostics) {
 	files, diags := relativeDiagnostics(cfg, diags)
-	width := 0
-	if f, ok := a.stderr.(*os.File); ok && a.ecolor {
-		if w, _, err := term.GetSize(int(f.Fd())); err == nil {
-			width = w
-		}
-	}
-	wr := hcl.NewDiagnosticTextWriter(a.stderr, files, uint(width), a.ecolor)
-	_ = wr.WriteDiagnostics(diags)
+	writeDiagnostics(a.stderr, files, diags, a.ecolor)
 }
 
 // relativeDiagnostics rewrites the file names in diags (and the file map that provides their

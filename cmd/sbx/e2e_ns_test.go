@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,4 +149,115 @@ sandbox "loner" {
 	if _, err := httpGet(url); err == nil {
 		t.Errorf("port %d still answers after down", port)
 	}
+}
+
+// testHost makes a host at a private address that the test owns: a network namespace with
+// 192.168.78.2 behind a veth from the host, serving HTTP on port 8099. Traffic goes nowhere
+// else.
+func testHost(t *testing.T) string {
+	t.Helper()
+	if out, err := exec.Command("ip", "route", "get", "192.168.78.2").CombinedOutput(); err == nil && !strings.Contains(string(out), "via") {
+		t.Skipf("192.168.78.0/24 is directly connected on this host: %s", out)
+	}
+	name := fmt.Sprintf("sbxe2e%d", os.Getpid()%100000)
+	hostSide := fmt.Sprintf("sbxe2h%d", os.Getpid()%100000)
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("ip", "netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	run("ip", "link", "add", hostSide, "type", "veth", "peer", "name", "eth0", "netns", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", hostSide).Run() })
+	run("ip", "addr", "add", "192.168.78.1/24", "dev", hostSide)
+	run("ip", "link", "set", hostSide, "up")
+	run("ip", "netns", "exec", name, "ip", "addr", "add", "192.168.78.2/24", "dev", "eth0")
+	run("ip", "netns", "exec", name, "ip", "link", "set", "eth0", "up")
+	run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+	run("ip", "netns", "exec", name, "ip", "route", "add", "default", "via", "192.168.78.1")
+	www := t.TempDir()
+	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("private host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	httpd := exec.Command("ip", "netns", "exec", name, "/bin/busybox", "httpd", "-f", "-p", "192.168.78.2:8099", "-h", www)
+	if err := httpd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = httpd.Process.Kill(); _ = httpd.Wait() })
+	return "http://192.168.78.2:8099/"
+}
+
+func TestE2EPublicScopeBlocksPrivateHosts(t *testing.T) {
+	_, _ = e2eSetup(t)
+	url := testHost(t)
+	p := newProject(t, fmt.Sprintf(`
+project {
+  name   = "e2epub%d"
+  driver = "ns"
+}
+
+sandbox "pub" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "sleep 0.5; timeout 3 wget -q -O - %s && echo pub-reached || echo pub-blocked; exec sleep 3600"]
+  network { scope = "public" }
+}
+
+sandbox "anyone" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "sleep 0.5; timeout 3 wget -q -O - %s && echo any-reached || echo any-blocked; exec sleep 3600"]
+  network { scope = "any" }
+}
+`, os.Getpid()%100000, url, url))
+	p.must("up")
+	p.eventually("both tried", func() bool {
+		logs := p.must("logs")
+		return strings.Contains(logs, "pub-") && strings.Contains(logs, "any-")
+	})
+	logs := p.must("logs")
+	if !strings.Contains(logs, "pub-blocked") {
+		t.Errorf("a public sandbox reached a private address:\n%s", logs)
+	}
+	if !strings.Contains(logs, "any-reached") || !strings.Contains(logs, "private host") {
+		t.Errorf("an any sandbox could not reach the test host (so the check above proves nothing):\n%s", logs)
+	}
+	p.must("down")
+}
+
+func TestE2ERlimitAboveHardLimitIsAClearError(t *testing.T) {
+	if hasCapability(24) { // CAP_SYS_RESOURCE
+		t.Skip("this process may raise hard limits (CAP_SYS_RESOURCE): nothing to refuse")
+	}
+	p := newProject(t, `
+project { driver = "ns" }
+sandbox "greedy" {
+  image   = "IMAGE"
+  command = ["sleep", "3600"]
+  network { scope = "none" }
+  rlimits = { NOFILE = "1024:1073741816" }
+}
+`)
+	r := p.sbx("up")
+	if r.code != 1 || !strings.Contains(r.stderr, "NOFILE") || !strings.Contains(r.stderr, "CAP_SYS_RESOURCE") {
+		t.Fatalf("up: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stderr, "panic") {
+		t.Fatalf("panic:\n%s", r.stderr)
+	}
+}
+
+// hasCapability reports whether the effective capability set holds capability bit.
+func hasCapability(bit uint) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<bit) != 0
+		}
+	}
+	return false
 }

@@ -18,13 +18,38 @@ import (
 // images built from busybox-static into an OCI layout.
 
 var (
-	e2eOnce  sync.Once
-	e2eBin   string
+	binOnce  sync.Once
+	binPath  string
+	binErr   error
+	imgOnce  sync.Once
 	e2eImage string
-	e2eErr   error
+	imgErr   error
 )
 
-// e2eSetup builds sbx and the busybox image once per test binary.
+// sbxBinary builds sbx once per test binary, as make build does: static (no cgo), stripped.
+func sbxBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sbx-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "sbx")
+		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// e2eSetup builds sbx and the busybox image once per test binary, for tests that run
+// sandboxes (as root).
 func e2eSetup(t testing.TB) (bin, image string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -33,29 +58,22 @@ func e2eSetup(t testing.TB) (bin, image string) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Skip("needs busybox-static (/bin/busybox)")
 	}
-	e2eOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sbx-e2e-")
+	bin = sbxBinary(t)
+	imgOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sbx-image-")
 		if err != nil {
-			e2eErr = err
-			return
-		}
-		e2eBin = filepath.Join(dir, "sbx")
-		// Built as make build does: static (no cgo), stripped.
-		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", e2eBin, ".")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			e2eErr = fmt.Errorf("go build: %v\n%s", err, out)
+			imgErr = err
 			return
 		}
 		e2eImage = filepath.Join(dir, "image")
 		if out, err := exec.Command("go", "run", "../../examples/hello/mkimage", "-out", e2eImage).CombinedOutput(); err != nil {
-			e2eErr = fmt.Errorf("mkimage: %v\n%s", err, out)
+			imgErr = fmt.Errorf("mkimage: %v\n%s", err, out)
 		}
 	})
-	if e2eErr != nil {
-		t.Fatal(e2eErr)
+	if imgErr != nil {
+		t.Fatal(imgErr)
 	}
-	return e2eBin, e2eImage
+	return bin, e2eImage
 }
 
 // project is a temporary project directory with its own image store.

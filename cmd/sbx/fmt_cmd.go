@@ -53,8 +53,7 @@ func (c *fmtCmd) one(a *app, path string) (bool, error) {
 	}
 	// Refuse to format what does not parse: hclwrite would happily keep the garbage.
 	if _, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos); diags.HasErrors() {
-		wr := hcl.NewDiagnosticTextWriter(a.stderr, map[string]*hcl.File{path: {Bytes: src}}, 0, a.ecolor)
-		_ = wr.WriteDiagnostics(diags)
+		writeDiagnostics(a.stderr, map[string]*hcl.File{path: {Bytes: src}}, diags, a.ecolor)
 		return false, exitError{1}
 	}
 	out := hclwrite.Format(src)
