@@ -21,8 +21,8 @@ import (
 type Globals struct {
 	File        string             `short:"f" help:"Path of the Sandboxfile." default:"Sandboxfile" placeholder:"PATH"`
 	Chdir       kong.ChangeDirFlag `short:"C" help:"Change to DIR before doing anything." placeholder:"DIR"`
-	Var         []string           `help:"Set a variable, overriding every other source (repeatable)." placeholder:"NAME=VALUE"`
-	VarFile     []string           `help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)." placeholder:"FILE"`
+	Var         []string           `sep:"none" help:"Set a variable, overriding every other source (repeatable)." placeholder:"NAME=VALUE"`
+	VarFile     []string           `sep:"none" help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)." placeholder:"FILE"`
 	Driver      string             `help:"Sandbox driver: krun (microVMs, the default) or ns (Linux namespaces, for hosts without KVM)." enum:"krun,ns," default:"" env:"SBX_DRIVER"`
 	LogLevel    string             `help:"Log level: debug, info, warn or error." enum:"debug,info,warn,error" default:"warn"`
 	NoColor     bool               `help:"Never use colours (also: NO_COLOR set, or output not a terminal)."`

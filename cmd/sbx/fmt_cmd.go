@@ -52,15 +52,15 @@ func (c *fmtCmd) one(a *app, path string) (bool, error) {
 		return false, fmt.Errorf("fmt: %w", err)
 	}
 	// Refuse to format what does not parse: hclwrite would happily keep the garbage.
-	if _, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos); diags.HasErrors() {
-		writeDiagnostics(a.stderr, map[string]*hcl.File{path: {Bytes: src}}, diags, a.ecolor)
+	name := displayPath(path)
+	if f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos); diags.HasErrors() {
+		writeDiagnostics(a.stderr, map[string]*hcl.File{name: f}, diags, a.ecolor)
 		return false, exitError{1}
 	}
 	out := hclwrite.Format(src)
 	if bytes.Equal(src, out) {
 		return false, nil
 	}
-	name := displayPath(path)
 	if c.Diff {
 		d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 			A: difflib.SplitLines(string(src)), B: difflib.SplitLines(string(out)),
