@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 60s
 BENCHTIME ?= 1s
 
-.PHONY: help build install example test lint fuzz bench clean
+.PHONY: help deps build install example test lint fuzz bench bench-compare clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,12 +19,26 @@ install: build ## install sbx into $(PREFIX)/bin
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 bin/sbx $(DESTDIR)$(PREFIX)/bin/sbx
 
-example: install ## build the hello example's image, then validate and plan it
+# Debian packages the tests and the example need: busybox-static (test images), gcc (the
+# stand-in libkrun), iproute2 (test hosts in network namespaces), curl.
+DEB_DEPS := busybox-static gcc libc6-dev iproute2 curl
+deps: ## install the Debian packages the tests need, when missing (as root)
+	@missing=$$(for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing packages: $$missing (install them, or run as root)"; fi; \
+	fi
+
+example: deps install ## build the hello example's image and bring it up with the ns driver (as root)
 	$(MAKE) -C examples/hello
 	sbx -C examples/hello validate
-	sbx -C examples/hello plan
+	sbx -C examples/hello up
+	curl -fsS http://127.0.0.1:8088/
+	sbx -C examples/hello ps
+	@echo "The hello example runs: 'sbx -C examples/hello logs -f' follows it, 'sbx -C examples/hello down' stops it."
 
-test: ## vet and run every test (as root for the namespace and overlay tests)
+test: deps ## vet and run every test (as root: the namespace, overlay and network tests need it)
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
@@ -36,8 +50,13 @@ lint: ## gofmt, go vet and staticcheck
 fuzz: ## run each fuzz target for FUZZTIME (default 60s)
 	$(GO) test ./lang -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
 
-bench: ## run the benchmarks (figures reported in the issues' notes)
+bench: deps ## run the benchmarks (figures reported in the issues' notes), then bench-compare
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	$(MAKE) bench-compare
+
+bench-compare: ## side-by-side timings against skopeo+umoci and podman (installs them)
+	bash runtime/image/bench/compare.sh
+	bash bench/podman.sh
 
 clean:
 	rm -rf bin
