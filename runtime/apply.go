@@ -228,6 +228,15 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	if err != nil {
 		return err
 	}
+	// What this sandbox needs of the driver (a libkrun capability, a mount source) is checked
+	// here, so it fails with the fix rather than inside its supervisor.
+	d, err := NewDriver(spec.Driver, e.Exe, e.Log)
+	if err != nil {
+		return err
+	}
+	if err := d.Preflight(ctx, spec); err != nil {
+		return err
+	}
 	if err := WriteRunSpec(spec); err != nil {
 		return fmt.Errorf("write run spec: %w", err)
 	}
