@@ -46,7 +46,7 @@ func parseMemory(v cty.Value) (int, error) {
 	case "t", "tb", "tib":
 		mult = 1024 * 1024
 	default:
-		return 0, fmt.Errorf("%q has an unknown unit %q; use MiB or GiB (M/MB and G/GB are accepted and also mean 2^20 and 2^30 bytes)", s, s[i:])
+		return 0, fmt.Errorf("%q has an unknown unit %q; use MiB or GiB (M/MB and G/GB are accepted and also mean 2^20 and 2^30 bytes)", s, strings.TrimSpace(s[i:]))
 	}
 	mib := f * mult
 	if mib != math.Trunc(mib) || mib < 1 || mib > 1<<24 {

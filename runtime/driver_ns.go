@@ -34,7 +34,17 @@ type nsDriver struct {
 
 func (*nsDriver) Name() string { return "ns" }
 
+// Preflight with a nil spec checks the machine (privileges, overlayfs, cgroups, networking);
+// with a spec, what that sandbox needs (its mount sources).
 func (d *nsDriver) Preflight(ctx context.Context, spec *RunSpec) error {
+	if spec != nil {
+		for _, m := range spec.Sandbox.Mounts {
+			if _, err := os.Stat(m.Source); err != nil {
+				return fmt.Errorf("sandbox %s: mount source %s does not exist: create it or fix the mount", spec.Sandbox.Name, m.Source)
+			}
+		}
+		return nil
+	}
 	var msgs []string
 	for _, p := range ns.Preflight() {
 		if p.Fatal {
@@ -52,13 +62,6 @@ func (d *nsDriver) Preflight(ctx context.Context, spec *RunSpec) error {
 	}
 	if len(msgs) > 0 {
 		return fmt.Errorf("the ns driver cannot run here:\n  %s", strings.Join(msgs, "\n  "))
-	}
-	if spec != nil {
-		for _, m := range spec.Sandbox.Mounts {
-			if _, err := os.Stat(m.Source); err != nil {
-				return fmt.Errorf("sandbox %s: mount source %s does not exist: create it or fix the mount", spec.Sandbox.Name, m.Source)
-			}
-		}
 	}
 	return nil
 }
