@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -35,6 +37,7 @@ type loader struct {
 	diags   hcl.Diagnostics
 	funcs   map[string]function.Function
 	read    map[string]bool
+	readMu  *sync.Mutex // guards read: phase 2 runs on several goroutines
 
 	project   *hcl.Block
 	vars      map[string]*variable
@@ -62,7 +65,7 @@ type loader struct {
 // allocation and the sandbox.* objects built once, then every other attribute.
 func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 	cfg := &Config{Sources: make(map[string]*hcl.File)}
-	l := &loader{cfg: cfg, read: make(map[string]bool), travs: make(map[hclsyntax.Expression][]hcl.Traversal)}
+	l := &loader{cfg: cfg, read: make(map[string]bool), readMu: &sync.Mutex{}, travs: make(map[hclsyntax.Expression][]hcl.Traversal)}
 	for _, o := range opts {
 		if err := o(&l.opts); err != nil {
 			l.errorf(nil, "Invalid option", "%s", sentence(err))
@@ -105,7 +108,7 @@ func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 		l.errorf(nil, "Cannot read Sandboxfile", "%s. Run sbx in a directory with a Sandboxfile, pass -f PATH, or create one with sbx init.", err)
 		return cfg, l.diags
 	}
-	file, diags := hclsyntax.ParseConfig(src, abs, hcl.InitialPos)
+	file, diags := parseConfig(src, abs)
 	if file != nil {
 		cfg.Sources[abs] = file
 	}
@@ -159,9 +162,7 @@ func (l *loader) load(file *hcl.File) {
 	l.ctx.Variables["sandbox"] = l.sandboxObject()
 	l.evalLocals(stageAll)
 	l.ctx.Variables["local"] = l.localObject()
-	for _, n := range l.sbxNames {
-		l.phase2(l.sbx[n])
-	}
+	l.phase2All()
 	l.buildEdges()
 
 	for _, n := range l.netNames {
@@ -384,5 +385,40 @@ func (l *loader) abs(p string) string {
 }
 
 func (l *loader) addReadFile(p string) {
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
 	l.read[p] = true
+}
+
+// phase2All runs phase 2 of every sandbox. Sandboxes are independent there (each writes only
+// its own spec; the evaluation context is only read), so a large file is evaluated on every
+// core, each worker a copy of the loader collecting its own diagnostics, merged after.
+func (l *loader) phase2All() {
+	workers := runtime.GOMAXPROCS(0)
+	if len(l.sbxNames) < 64 || workers < 2 {
+		for _, n := range l.sbxNames {
+			l.phase2(l.sbx[n])
+		}
+		return
+	}
+	per := (len(l.sbxNames) + workers - 1) / workers
+	shards := make([]*loader, 0, workers)
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(l.sbxNames); lo += per {
+		names := l.sbxNames[lo:min(lo+per, len(l.sbxNames))]
+		shard := *l
+		shard.diags = nil
+		shards = append(shards, &shard)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, n := range names {
+				shard.phase2(l.sbx[n])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, s := range shards {
+		l.diags = append(l.diags, s.diags...)
+	}
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 	"time"
 )
@@ -40,3 +41,9 @@ type Exit struct {
 
 // Failed reports whether the exit counts as a failure for the on-failure policy.
 func (e Exit) Failed() bool { return e.Code != 0 || e.Signal != "" || e.Err != "" }
+
+// GuestDialer is implemented by drivers that can connect to a guest port from the host
+// directly, not through the published port: readiness probes use it.
+type GuestDialer interface {
+	DialGuest(ctx context.Context, spec *RunSpec, port int) (net.Conn, error)
+}

@@ -30,6 +30,19 @@ type nsDriver struct {
 	mu      sync.Mutex
 	proxies []*nsnet.Proxy
 	cancel  context.CancelFunc
+	handle  *nsnet.Handle // the network of the running payload
+}
+
+// DialGuest connects to a port of the running sandbox: its group IP, or inside its network
+// namespace, never through the published port's proxy.
+func (d *nsDriver) DialGuest(ctx context.Context, spec *RunSpec, port int) (net.Conn, error) {
+	d.mu.Lock()
+	h := d.handle
+	d.mu.Unlock()
+	if h == nil {
+		return nil, errors.New("the sandbox is not running")
+	}
+	return h.Dialer("tcp", port)(ctx)
 }
 
 func (*nsDriver) Name() string { return "ns" }
@@ -112,6 +125,9 @@ func (d *nsDriver) Start(ctx context.Context, spec *RunSpec, console io.Writer) 
 			_ = d.Cleanup(context.WithoutCancel(ctx), spec)
 		}
 	}()
+	d.mu.Lock()
+	d.handle = h
+	d.mu.Unlock()
 	cfg.NetNS = h.NetNSPath()
 	cfg.Hosts = hostsFile(spec, h.IP())
 	cfg.ResolvConf = resolvConf(sb.Network.Scope)
@@ -156,6 +172,7 @@ func (d *nsDriver) Cleanup(ctx context.Context, spec *RunSpec) error {
 		_ = px.Close()
 	}
 	d.proxies = nil
+	d.handle = nil
 	if d.cancel != nil {
 		d.cancel()
 		d.cancel = nil

@@ -19,11 +19,23 @@ type Probe interface {
 	String() string
 }
 
-// TCPProbe is ready when a TCP connection to Addr succeeds.
-type TCPProbe struct{ Addr string }
+// TCPProbe is ready when a TCP connection to Addr succeeds. Dial, when set, replaces the
+// dial of Addr: a driver that can reach the guest port itself provides it, so the probe sees
+// the guest listening rather than a proxy on the host that accepts for it.
+type TCPProbe struct {
+	Addr string
+	Dial func(ctx context.Context) (net.Conn, error)
+}
 
-// Check dials Addr once.
+// Check dials once.
 func (p TCPProbe) Check(ctx context.Context) error {
+	if p.Dial != nil {
+		c, err := p.Dial(ctx)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", p.Addr)
 	if err != nil {

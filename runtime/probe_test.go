@@ -29,11 +29,11 @@ func TestTCPProbe(t *testing.T) {
 			c.Close()
 		}
 	}()
-	if err := WaitReady(context.Background(), TCPProbe{addr}, time.Second, 10*time.Millisecond, nil); err != nil {
+	if err := WaitReady(context.Background(), TCPProbe{Addr: addr}, time.Second, 10*time.Millisecond, nil); err != nil {
 		t.Fatalf("listening port not ready: %v", err)
 	}
 	ln.Close()
-	err = WaitReady(context.Background(), TCPProbe{addr}, 100*time.Millisecond, 10*time.Millisecond, nil)
+	err = WaitReady(context.Background(), TCPProbe{Addr: addr}, 100*time.Millisecond, 10*time.Millisecond, nil)
 	if !errors.Is(err, ErrNotReady) {
 		t.Fatalf("closed port: err = %v, want ErrNotReady", err)
 	}
@@ -80,7 +80,7 @@ func TestLogProbe(t *testing.T) {
 
 func TestWaitReadyDeadSandboxFailsFast(t *testing.T) {
 	dead := errors.New("exited with code 3")
-	err := WaitReady(context.Background(), TCPProbe{"127.0.0.1:1"}, time.Minute, 10*time.Millisecond, func() error { return dead })
+	err := WaitReady(context.Background(), TCPProbe{Addr: "127.0.0.1:1"}, time.Minute, 10*time.Millisecond, func() error { return dead })
 	if !errors.Is(err, dead) {
 		// Waiting out the minute would have returned ErrNotReady instead.
 		t.Fatalf("err = %v, want the death reason", err)

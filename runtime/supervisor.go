@@ -92,7 +92,7 @@ func Supervise(ctx context.Context, spec *RunSpec, d Driver, opts SupervisorOpti
 
 		probeCtx, cancelProbe := context.WithCancel(ctx)
 		probeDone := make(chan error, 1)
-		if probe := probeFor(spec, offset); probe != nil {
+		if probe := probeFor(spec, offset, d); probe != nil {
 			go func() {
 				probeDone <- WaitReady(probeCtx, probe, spec.Sandbox.Ready.Timeout, spec.Sandbox.Ready.Interval, nil)
 			}()
@@ -198,15 +198,21 @@ func consoleSize(dir string) int64 {
 }
 
 // probeFor builds the ready probe of spec, as seen from the host: a tcp probe connects to the
-// published host port of that guest port when there is one, otherwise to the sandbox's IP in
-// its group. logOffset makes a log probe ignore what earlier runs printed.
-func probeFor(spec *RunSpec, logOffset int64) Probe {
+// guest port through the driver when it can (GuestDialer), else to the published host port
+// of that guest port, else to the sandbox's IP in its group. logOffset makes a log probe
+// ignore what earlier runs printed.
+func probeFor(spec *RunSpec, logOffset int64, d Driver) Probe {
 	r := spec.Sandbox.Ready
 	if r == nil {
 		return nil
 	}
 	switch {
 	case r.TCP != 0:
+		if gd, ok := d.(GuestDialer); ok {
+			return TCPProbe{Addr: "guest port " + strconv.Itoa(r.TCP), Dial: func(ctx context.Context) (net.Conn, error) {
+				return gd.DialGuest(ctx, spec, r.TCP)
+			}}
+		}
 		for _, p := range spec.Sandbox.Ports {
 			if p.Guest == r.TCP && p.Protocol != "udp" {
 				host := p.HostIP

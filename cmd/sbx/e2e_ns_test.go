@@ -261,3 +261,30 @@ func hasCapability(bit uint) bool {
 	}
 	return false
 }
+
+// TestE2EReadyTCPWaitsForTheGuest checks that a tcp ready probe on a published port waits for
+// the guest to listen, not for the host-side proxy (which accepts at once).
+func TestE2EReadyTCPWaitsForTheGuest(t *testing.T) {
+	port := freePort(t)
+	p := newProject(t, fmt.Sprintf(`
+project { driver = "ns" }
+sandbox "slow" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "sleep 1.5; exec httpd -f -p 8080 -h /etc"]
+  port {
+    host  = %d
+    guest = 8080
+  }
+  network { scope = "none" }
+  ready {
+    tcp     = 8080
+    timeout = "20s"
+  }
+}
+`, port))
+	p.must("up")
+	// up returned once ready: the guest answers now.
+	if _, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/hostname", port)); err != nil {
+		t.Fatalf("up returned before the guest listened: %v", err)
+	}
+}
