@@ -21,10 +21,18 @@ const parallelParseMin = 32 << 10
 // one token slice for the whole file, so pieces are cheaper even on one core. Any error falls
 // back to parsing the whole file at once, so diagnostics are exactly those of a plain parse.
 func parseConfig(src []byte, filename string) (*hcl.File, hcl.Diagnostics) {
-	if len(src) < parallelParseMin {
+	return parsePieces(src, filename, parallelParseMin, minPiece)
+}
+
+// minPiece is the smallest piece worth parsing on its own.
+const minPiece = 4 << 10
+
+// parsePieces is parseConfig with its sizes as parameters, so that tests can cut small files.
+func parsePieces(src []byte, filename string, minFile, minPiece int) (*hcl.File, hcl.Diagnostics) {
+	if len(src) < minFile {
 		return hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	}
-	cuts := topLevelCuts(src, runtime.GOMAXPROCS(0)*4)
+	cuts := topLevelCuts(src, runtime.GOMAXPROCS(0)*4, minPiece)
 	if len(cuts) < 2 {
 		return hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	}
@@ -93,8 +101,8 @@ func positions(src []byte, offsets []int) []hcl.Pos {
 // topLevelCuts returns offsets of line starts that begin a new top-level item, about len/n
 // bytes apart: never inside a block, brackets, a string, a template, a heredoc or a comment.
 // It returns nil when it cannot tell (the caller then parses the whole file at once).
-func topLevelCuts(src []byte, n int) []int {
-	target := max(len(src)/max(n, 1), 4<<10)
+func topLevelCuts(src []byte, n, minPiece int) []int {
+	target := max(len(src)/max(n, 1), minPiece)
 	type frame struct {
 		str   bool // inside a quoted string
 		depth int  // bracket depth, in a code frame

@@ -1,11 +1,13 @@
 package lang
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -38,7 +40,7 @@ sandbox "s%d" { // }
 	if len(src) < parallelParseMin {
 		t.Fatalf("test file too small (%d bytes) to be cut", len(src))
 	}
-	if cuts := topLevelCuts(src, 8); len(cuts) < 2 {
+	if cuts := topLevelCuts(src, 8, minPiece); len(cuts) < 2 {
 		t.Fatalf("the file was not cut: %v", cuts)
 	}
 	whole, wd := hclsyntax.ParseConfig(src, "Sandboxfile", hcl.InitialPos)
@@ -95,4 +97,55 @@ func TestParseInPiecesErrorsAsWhole(t *testing.T) {
 	if _, diags := Load(path); !diags.HasErrors() || diags[0].Subject.Start.Line != 1602 {
 		t.Errorf("Load of a broken big file: %v", diags)
 	}
+}
+
+// FuzzParsePieces checks that parsing in pieces never differs from a whole parse: the input,
+// repeated a few times and cut into pieces as small as a few lines, must give the same
+// diagnostics and, without errors, the same blocks at the same places.
+func FuzzParsePieces(f *testing.F) {
+	seeds, _ := filepath.Glob("../testdata/lang/*/*.sbx")
+	examples, _ := filepath.Glob("../examples/*/Sandboxfile")
+	for _, p := range append(seeds, examples...) {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(src)
+	}
+	f.Add([]byte("a = <<EOT\n}\nEOT\n"))
+	f.Add([]byte("b = \"${\"}\"}\"\n"))
+	f.Fuzz(func(t *testing.T, unit []byte) {
+		if len(unit) == 0 {
+			return
+		}
+		var b bytes.Buffer
+		for i := 0; i < 4; i++ {
+			b.Write(unit)
+			b.WriteByte('\n')
+		}
+		src := b.Bytes()
+		whole, wd := hclsyntax.ParseConfig(src, "Sandboxfile", hcl.InitialPos)
+		pieces, pd := parsePieces(src, "Sandboxfile", 0, 16)
+		if wd.Error() != pd.Error() {
+			t.Fatalf("diagnostics differ:\npieces: %v\nwhole:  %v", pd, wd)
+		}
+		if wd.HasErrors() {
+			return
+		}
+		wb, pb := whole.Body.(*hclsyntax.Body), pieces.Body.(*hclsyntax.Body)
+		if len(wb.Blocks) != len(pb.Blocks) || len(wb.Attributes) != len(pb.Attributes) {
+			t.Fatalf("pieces: %d blocks %d attributes; whole: %d blocks %d attributes",
+				len(pb.Blocks), len(pb.Attributes), len(wb.Blocks), len(wb.Attributes))
+		}
+		for i := range wb.Blocks {
+			if wb.Blocks[i].Range() != pb.Blocks[i].Range() || wb.Blocks[i].Body.SrcRange != pb.Blocks[i].Body.SrcRange {
+				t.Fatalf("block %d: pieces %v, whole %v", i, pb.Blocks[i].Range(), wb.Blocks[i].Range())
+			}
+		}
+		for name, wa := range wb.Attributes {
+			if pa := pb.Attributes[name]; pa == nil || pa.SrcRange != wa.SrcRange {
+				t.Fatalf("attribute %s differs", name)
+			}
+		}
+	})
 }
