@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sbx-dev/sbx/planner"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
 
@@ -166,4 +167,25 @@ func stopSupervisor(ctx context.Context, pid int, start uint64, grace time.Durat
 		}
 	}
 	return nil
+}
+
+// Observe returns the status of every sandbox of st as seen on this machine: its supervisor's
+// liveness (pid and start time), refined by the supervisor's own record, so that a payload
+// that ended cleanly under restart = "no" is stopped rather than crashed.
+func (p *Project) Observe(st *planner.State) planner.Observed {
+	obs := state.Observe(st)
+	for name, status := range obs {
+		if status != planner.StatusCrashed {
+			continue
+		}
+		rec := st.Record(name)
+		sup, _ := ReadRecord(p.SandboxDir(name))
+		if rec == nil || sup == nil || sup.Pid != rec.Pid {
+			continue
+		}
+		if (sup.Status == StatusExited || sup.Status == StatusStopped) && len(sup.Exits) > 0 && !sup.Exits[len(sup.Exits)-1].Failed() {
+			obs[name] = planner.StatusStopped
+		}
+	}
+	return obs
 }

@@ -302,6 +302,11 @@ sandbox "once" {
   network { scope = "none" }
   restart = "no"
 }
+sandbox "job" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "sleep 1; echo job done"]
+  network { scope = "none" }
+}
 `)
 	p.sbx("up") // both fail before being ready: exit 1, by design
 	p.eventually("flaky restarted", func() bool { return p.ps()["flaky"].Restarts >= 1 })
@@ -310,8 +315,13 @@ sandbox "once" {
 	if r := p.ps()["once"]; r.Restarts != 0 || r.Exit != "exit 3" {
 		t.Errorf("once under restart=no: %+v", r)
 	}
-	if n := strings.Count(p.must("logs", "once"), "\nonce\n") + strings.Count("\n"+p.must("logs", "once"), "\nonce\n"); n > 2 {
+	if n := strings.Count(p.must("logs", "once"), "once\n"); n != 1 {
 		t.Errorf("once ran %d times", n)
+	}
+	// A payload that ends cleanly under restart = "no" is stopped, not crashed; up starts it.
+	p.eventually("job stopped", func() bool { return p.ps()["job"].State == "stopped" })
+	if out := p.must("plan"); !strings.Contains(out, "> start sandbox.job") || !strings.Contains(out, "stopped") {
+		t.Errorf("plan after the job ended:\n%s", out)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/planner"
+	"github.com/sbx-dev/sbx/runtime"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
 
@@ -71,7 +72,7 @@ func (a *app) computePlan(cfg *lang.Config, st *planner.State, targets []string,
 	p, err := planner.Compute(cfg, st,
 		planner.WithTargets(targets...),
 		planner.WithNoDeps(noDeps),
-		planner.WithObserved(state.Observe(st)),
+		planner.WithObserved(runtime.NewProject(cfg.Project.Name, cfg.Dir).Observe(st)),
 		planner.WithMachine(state.Machine{}),
 	)
 	var unknown *planner.UnknownSandboxError

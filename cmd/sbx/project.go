@@ -110,5 +110,5 @@ func observed(dir string) (*planner.State, planner.Observed, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return st, state.Observe(st), nil
+	return st, runtime.NewProject("", dir).Observe(st), nil
 }
