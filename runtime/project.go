@@ -47,7 +47,7 @@ func WriteRunSpec(spec *RunSpec) error {
 	if err := os.MkdirAll(spec.Dir, 0o755); err != nil {
 		return err
 	}
-	return writeAtomic(runSpecPath(spec.Dir), append(b, '\n'))
+	return state.WriteFileAtomic(runSpecPath(spec.Dir), append(b, '\n'), 0o644)
 }
 
 // ReadRunSpec reads the spec a supervisor was started with.

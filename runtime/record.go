@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sbx-dev/sbx/runtime/state"
 )
 
 // Supervisor statuses, as recorded by the supervisor itself.
@@ -67,26 +69,5 @@ func WriteRecord(dir string, r *Record) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(RecordPath(dir), append(b, '\n'))
-}
-
-// writeAtomic writes data to path through a synced temporary file in the same directory.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return state.WriteFileAtomic(RecordPath(dir), append(b, '\n'), 0o644)
 }

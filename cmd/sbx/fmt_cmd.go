@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/pmezard/go-difflib/difflib"
+
+	"github.com/sbx-dev/sbx/runtime/state"
 )
 
 type fmtCmd struct {
@@ -78,7 +80,7 @@ func (c *fmtCmd) one(a *app, path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := writeFileAtomic(path, out, info.Mode().Perm()); err != nil {
+	if err := state.WriteFileAtomic(path, out, info.Mode().Perm()); err != nil {
 		return false, fmt.Errorf("fmt: %w", err)
 	}
 	if !c.Diff {
@@ -97,30 +99,4 @@ func displayPath(path string) string {
 		return r
 	}
 	return path
-}
-
-// writeFileAtomic replaces path with data through a temporary file in the same directory, so
-// an interrupted write never leaves a truncated Sandboxfile.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

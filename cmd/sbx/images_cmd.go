@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sbx-dev/sbx/runtime/image"
 )
 
 type imagesCmd struct {
@@ -35,20 +37,7 @@ func (c *imagesCmd) Run(a *app) error {
 	fmt.Fprintln(tw, "REFERENCE\tDIGEST\tSIZE\tLAST USED")
 	now := time.Now()
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\n", e.Ref, shortDigest(e.Digest), humanBytes(e.Size), humanDuration(now.Sub(e.LastUsed)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\n", e.Ref, shortDigest(e.Digest), image.HumanBytes(e.Size), humanDuration(now.Sub(e.LastUsed)))
 	}
 	return tw.Flush()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -41,6 +41,6 @@ func (c *pruneCmd) Run(a *app) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "Freed %s: %d images, %d blobs, %d layers.\n", humanBytes(freed.Bytes), freed.Images, freed.Blobs, freed.Layers)
+	fmt.Fprintf(a.stdout, "Freed %s: %d images, %d blobs, %d layers.\n", image.HumanBytes(freed.Bytes), freed.Images, freed.Blobs, freed.Layers)
 	return nil
 }

@@ -121,7 +121,7 @@ func (pw *ProgressWriter) Update(p LayerProgress) {
 		pw.states[key] = p.State
 		switch p.State {
 		case StateDone, StateCached:
-			fmt.Fprintf(pw.w, "%s: layer %d/%d %s %s (%s)\n", p.Ref, p.Index+1, p.Layers, short(p.Digest), p.State, humanBytes(p.Total))
+			fmt.Fprintf(pw.w, "%s: layer %d/%d %s %s (%s)\n", p.Ref, p.Index+1, p.Layers, short(p.Digest), p.State, HumanBytes(p.Total))
 		default:
 			fmt.Fprintf(pw.w, "%s: layer %d/%d %s %s\n", p.Ref, p.Index+1, p.Layers, short(p.Digest), p.State)
 		}
@@ -175,7 +175,8 @@ func (pw *ProgressWriter) Wait() {
 	pw.p.Wait()
 }
 
-func humanBytes(n int64) string {
+// HumanBytes renders a byte count with a binary unit: "512 B", "1.5 MiB".
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -236,7 +236,7 @@ func (l *Lock) Write(st *planner.State) error {
 	if err != nil {
 		return fmt.Errorf("write state: encode: %w", err)
 	}
-	if err := writeFileAtomic(path, append(b, '\n'), 0o644); err != nil {
+	if err := WriteFileAtomic(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	st.Version, st.Lineage, st.Serial, st.Sandboxes = out.Version, out.Lineage, out.Serial, out.Sandboxes

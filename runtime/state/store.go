@@ -126,10 +126,10 @@ func readState(path string) (*planner.State, error) {
 	return st, nil
 }
 
-// writeFileAtomic writes data to path so that a reader, or a crash at any point, sees either
+// WriteFileAtomic writes data to path so that a reader, or a crash at any point, sees either
 // the old content or the new one: temporary file in the same directory, fsync, rename, fsync of
-// the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+// the directory. sbx writes every file it keeps this way.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	prefix := filepath.Base(path) + ".tmp-"
 	f, err := os.CreateTemp(dir, prefix)
@@ -180,7 +180,7 @@ func (s *Store) ensureDir() error {
 	}
 	gi := filepath.Join(s.dir, ".gitignore")
 	if _, err := os.Stat(gi); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(gi, []byte("*\n"), 0o644); err != nil {
+		if err := WriteFileAtomic(gi, []byte("*\n"), 0o644); err != nil {
 			return fmt.Errorf("create state directory: %w", err)
 		}
 	}
