@@ -35,6 +35,7 @@ type app struct {
 	g      *Globals
 	stdout io.Writer
 	stderr io.Writer
+	tty    bool // stdout is a terminal (progress bars)
 	color  bool // colours on stdout
 	ecolor bool // colours on stderr
 	log    *slog.Logger
@@ -46,6 +47,7 @@ func newApp(g *Globals, stdout, stderr io.Writer) (*app, error) {
 		g:      g,
 		stdout: stdout,
 		stderr: stderr,
+		tty:    isTerminal(stdout),
 		color:  !noColor && isTerminal(stdout),
 		ecolor: !noColor && isTerminal(stderr),
 	}

@@ -70,7 +70,7 @@ func (a *app) engine(cfg *lang.Config, l *state.Lock, parallel int) (*runtime.En
 	if err != nil {
 		return nil, err
 	}
-	progress := image.NewProgress(a.stdout, a.color)
+	progress := image.NewProgress(a.stdout, a.tty)
 	return &runtime.Engine{
 		Project:   a.project(cfg),
 		Lock:      l,

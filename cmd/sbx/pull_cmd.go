@@ -45,7 +45,7 @@ func (c *pullCmd) Run(a *app) error {
 	if err != nil {
 		return err
 	}
-	progress := image.NewProgress(a.stdout, a.color)
+	progress := image.NewProgress(a.stdout, a.tty)
 	type result struct {
 		img *image.Image
 		err error
