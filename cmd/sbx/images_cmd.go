@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sbx-dev/sbx/runtime/image"
@@ -33,11 +32,11 @@ func (c *imagesCmd) Run(a *app) error {
 		fmt.Fprintln(a.stdout, "No images: 'sbx pull' fetches the images of the Sandboxfile.")
 		return nil
 	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REFERENCE\tDIGEST\tSIZE\tLAST USED")
+	table := [][]string{{"REFERENCE", "DIGEST", "SIZE", "LAST USED"}}
 	now := time.Now()
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\n", e.Ref, shortDigest(e.Digest), image.HumanBytes(e.Size), humanDuration(now.Sub(e.LastUsed)))
+		table = append(table, []string{e.Ref, shortDigest(e.Digest), image.HumanBytes(e.Size), humanDuration(now.Sub(e.LastUsed)) + " ago"})
 	}
-	return tw.Flush()
+	writeTable(a.stdout, table, func(_, _ int, cell string) string { return cell })
+	return nil
 }

@@ -3,11 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/planner"
@@ -51,8 +52,7 @@ func (c *psCmd) Run(a *app) error {
 		fmt.Fprintln(a.stdout, "No sandboxes: 'sbx up' starts them.")
 		return nil
 	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tPORTS\tIMAGE\tRESTARTS")
+	table := [][]string{{"NAME", "STATE", "PID", "UPTIME", "PORTS", "IMAGE", "RESTARTS"}}
 	for _, r := range rows {
 		pid := "-"
 		if r.Pid != 0 {
@@ -66,10 +66,39 @@ func (c *psCmd) Run(a *app) error {
 		if r.Exit != "" && (r.State == "crashed" || r.State == "stopped") {
 			state += " (" + r.Exit + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Name, a.stateColor(state), pid, orDash(r.Uptime),
-			orDash(strings.Join(r.Ports, ",")), img, r.Restarts)
+		table = append(table, []string{r.Name, state, pid, orDash(r.Uptime), orDash(strings.Join(r.Ports, ",")), img, strconv.Itoa(r.Restarts)})
 	}
-	return tw.Flush()
+	writeTable(a.stdout, table, func(row, col int, cell string) string {
+		if row > 0 && col == 1 {
+			return a.stateColor(cell)
+		}
+		return cell
+	})
+	return nil
+}
+
+// writeTable prints rows in columns two spaces apart, sized by their plain text, so that
+// colouring a cell (paint) never shifts the columns after it.
+func writeTable(w io.Writer, rows [][]string, paint func(row, col int, cell string) string) {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	for ri, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			b.WriteString(paint(ri, i, c))
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
 }
 
 func (a *app) stateColor(s string) string {
@@ -216,7 +245,7 @@ func (a *app) printStatus(dir string, cfg *lang.Config) error {
 		if cfg.Sandbox(r.Name) == nil {
 			continue
 		}
-		line := fmt.Sprintf("  %-16s %s%s", r.Name, a.stateColor(r.State), strings.Repeat(" ", max(0, 11-len(r.State))))
+		line := fmt.Sprintf("  %-16s %s%s", r.Name, a.stateColor(r.State), strings.Repeat(" ", max(1, 11-len(r.State))))
 		if len(r.Ports) > 0 {
 			line += "  " + strings.Join(r.Ports, ", ")
 		}
