@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sbx-dev/sbx/krun"
 )
 
@@ -159,7 +161,7 @@ func (i *krunInstance) Wait() Exit {
 	var exitErr interface{ Sys() any }
 	if errors.As(err, &exitErr) {
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			ex.Code, ex.Signal = -1, ws.Signal().String()
+			ex.Code, ex.Signal = -1, unix.SignalName(ws.Signal())
 		}
 	} else if err != nil {
 		ex.Err = err.Error()

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sbx-dev/sbx/runtime/ns"
 	"github.com/sbx-dev/sbx/runtime/nsnet"
 )
@@ -192,7 +194,7 @@ func (i nsInstance) Wait() Exit {
 	st, err := i.p.Wait()
 	ex := Exit{Code: st.Code, At: time.Now()}
 	if st.Signal != 0 {
-		ex.Code, ex.Signal = -1, st.Signal.String()
+		ex.Code, ex.Signal = -1, unix.SignalName(st.Signal)
 	}
 	if err != nil {
 		ex.Err = err.Error()

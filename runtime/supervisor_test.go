@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sbx-dev/sbx/lang"
 )
 
@@ -43,7 +45,7 @@ func (i hostInstance) Wait() Exit {
 	err := i.cmd.Wait()
 	ex := Exit{At: time.Now(), Code: i.cmd.ProcessState.ExitCode()}
 	if ws, ok := i.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		ex.Signal = ws.Signal().String()
+		ex.Signal = unix.SignalName(ws.Signal())
 	} else if err != nil && !errors.As(err, new(*exec.ExitError)) {
 		ex.Err = err.Error()
 	}
@@ -150,7 +152,7 @@ func TestSuperviseStop(t *testing.T) {
 		cancel()
 		<-done
 		r, _ := ReadRecord(spec.Dir)
-		if last := r.Exits[len(r.Exits)-1]; last.Signal != "killed" {
+		if last := r.Exits[len(r.Exits)-1]; last.Signal != "SIGKILL" {
 			t.Errorf("last exit = %+v, want killed by SIGKILL", last)
 		}
 		log, _ := os.ReadFile(consolePath(spec.Dir))
