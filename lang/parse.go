@@ -32,7 +32,10 @@ func parsePieces(src []byte, filename string, minFile, minPiece int) (*hcl.File,
 	if len(src) < minFile {
 		return hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	}
-	cuts := topLevelCuts(src, runtime.GOMAXPROCS(0)*4, minPiece)
+	// Pieces of a few KiB: many goroutines' worth of work, and token slices that stay small
+	// (hclsyntax appends every token of a parse to one slice, so one big slice is copied over
+	// and over as it grows).
+	cuts := topLevelCuts(src, len(src)/minPiece, minPiece)
 	if len(cuts) < 2 {
 		return hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	}
