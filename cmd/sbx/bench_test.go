@@ -11,8 +11,12 @@ import (
 // Whole-command benchmarks through the real binary and the ns driver (make bench).
 
 func benchProject(b *testing.B, n int) *project {
+	return benchProjectDriver(b, n, "ns")
+}
+
+func benchProjectDriver(b *testing.B, n int, driver string) *project {
 	var sf strings.Builder
-	sf.WriteString("project {\n  driver = \"ns\"\n}\n")
+	fmt.Fprintf(&sf, "project {\n  driver = %q\n}\n", driver)
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&sf, `
 sandbox "s%02d" {
@@ -34,6 +38,27 @@ func BenchmarkUp10(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		p.must("up")
+		b.StopTimer()
+		p.must("down")
+		b.StartTimer()
+	}
+}
+
+// BenchmarkUp10Krun is BenchmarkUp10 through the krun driver and the stand-in libkrun: the
+// cost of sbx itself (supervisors, VMM children, state) without a guest to boot.
+func BenchmarkUp10Krun(b *testing.B) {
+	lib := standinLib(b)
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		b.Skip("the krun driver's preflight needs /dev/kvm")
+	}
+	b.Setenv("SBX_LIBKRUN", lib)
+	p := benchProjectDriver(b, 10, "krun")
+	p.must("pull")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r := p.sbxDriver("krun", "up"); r.code != 0 {
+			b.Fatalf("up: %s %s", r.stdout, r.stderr)
+		}
 		b.StopTimer()
 		p.must("down")
 		b.StartTimer()

@@ -11,7 +11,7 @@ import (
 )
 
 // standinLib builds the checking stand-in libkrun (testdata/krun) with gcc.
-func standinLib(t *testing.T) string {
+func standinLib(t testing.TB) string {
 	t.Helper()
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
