@@ -180,10 +180,25 @@ func (d *nsDriver) Cleanup(ctx context.Context, spec *RunSpec) error {
 		d.cancel = nil
 	}
 	d.mu.Unlock()
-	return errors.Join(
+	err := errors.Join(
 		ns.Cleanup(d.nsConfig(spec)),
 		nsnet.Teardown(ctx, spec.Project, spec.Sandbox.Name),
 	)
+	removeEmptyCgroupParents(cgroupName(spec.Project))
+	return err
+}
+
+// removeEmptyCgroupParents removes the project's cgroup (sbx/<project>) and sbx's own in every
+// hierarchy once no sandbox cgroup is left in them; rmdir refuses a cgroup that still has
+// children, so a sandbox starting meanwhile keeps its parents.
+func removeEmptyCgroupParents(project string) {
+	for _, pattern := range []string{"/sys/fs/cgroup/*/sbx/", "/sys/fs/cgroup/sbx/"} {
+		dirs, _ := filepath.Glob(pattern + project)
+		for _, d := range dirs {
+			_ = os.Remove(d)
+			_ = os.Remove(filepath.Dir(d))
+		}
+	}
 }
 
 type nsInstance struct{ p *ns.Process }

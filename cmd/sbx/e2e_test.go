@@ -282,6 +282,9 @@ func TestE2EUpChainPlanDown(t *testing.T) {
 	if b, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(b, []byte(p.dir)) {
 		t.Errorf("mounts left after down:\n%s", b)
 	}
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*/sbx/chain"); len(left) > 0 {
+		t.Errorf("cgroups left after down: %v", left)
+	}
 	if rows := p.ps(); len(rows) != 0 {
 		t.Errorf("ps after down: %v", rows)
 	}
