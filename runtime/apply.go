@@ -195,16 +195,19 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	if err := e.waitDependencies(ctx, cfg, sb.Name); err != nil {
 		return err
 	}
-	keepLayer := true
 	if prior != nil {
 		// Replace or start: whatever is left of the old run goes first (its ports and IP too).
 		if err := e.stopRecord(ctx, prior); err != nil {
 			return err
 		}
-		keepLayer = step.Action == planner.ActionStart || prior.ImageDigest == img.Digest
+	}
+	// The writable layer survives restarts, starts and replacements that keep the image (and a
+	// down without --purge); over another image's layers it would show a mix of both.
+	keepLayer := true
+	if old, err := ReadRunSpec(dir); err == nil {
+		keepLayer = old.ImageDigest == img.Digest && old.RootDir == img.RootDir
 	}
 	if !keepLayer {
-		// An upper layer over another image's layers would show a mix of both.
 		if err := os.RemoveAll(writableDir(dir)); err != nil {
 			return fmt.Errorf("drop the writable layer: %w", err)
 		}

@@ -401,3 +401,50 @@ sandbox "a" {
 		t.Fatalf("ps: %+v", rows)
 	}
 }
+
+// TestE2EWritableLayer checks what the writable layer survives: restarts, replacements that
+// keep the image, down without --purge; and that --purge drops it.
+func TestE2EWritableLayer(t *testing.T) {
+	src := `
+project { driver = "ns" }
+sandbox "keeper" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo x >> /var/marker; echo runs=$(wc -l < /var/marker); exec sleep 3600"]
+  env     = { V = "1" }
+  network { scope = "none" }
+  ready { log = "runs=" }
+}
+`
+	p := newProject(t, src)
+	runs := func() string {
+		logs := p.must("logs", "keeper")
+		i := strings.LastIndex(logs, "runs=")
+		if i < 0 {
+			t.Fatalf("no runs= line:\n%s", logs)
+		}
+		return strings.TrimSpace(strings.SplitN(logs[i:], "\n", 2)[0])
+	}
+	p.must("up")
+	if got := runs(); got != "runs=1" {
+		t.Fatalf("first up: %s", got)
+	}
+	p.must("restart", "keeper")
+	if got := runs(); got != "runs=2" {
+		t.Errorf("after restart: %s", got)
+	}
+	p.write(strings.Replace(src, `V = "1"`, `V = "2"`, 1))
+	p.must("up")
+	if got := runs(); got != "runs=3" {
+		t.Errorf("after a replace with the same image: %s", got)
+	}
+	p.must("down")
+	p.must("up")
+	if got := runs(); got != "runs=4" {
+		t.Errorf("after down and up: %s", got)
+	}
+	p.must("down", "--purge")
+	p.must("up")
+	if got := runs(); got != "runs=1" {
+		t.Errorf("after down --purge and up: %s", got)
+	}
+}
