@@ -83,3 +83,30 @@ sandbox "a" {
 		t.Errorf("pull of a missing image: %d %s", r.code, r.stderr)
 	}
 }
+
+// TestE2EPruneKeepsOtherProjectsImages runs a sandbox in one project, then prunes the shared
+// image store with --all from another project: the running sandbox's image stays.
+func TestE2EPruneKeepsOtherProjectsImages(t *testing.T) {
+	a := newProject(t, `
+project { driver = "ns" }
+sandbox "svc" {
+  image   = "IMAGE"
+  command = ["sleep", "3600"]
+  network { scope = "none" }
+}
+`)
+	a.must("up")
+	b := newProject(t, "sandbox \"other\" {\n  image = \"docker.io/library/alpine:3\"\n}\n")
+	b.home = a.home
+	b.must("prune", "--all")
+	var entries []image.Entry
+	if err := json.Unmarshal([]byte(b.must("images", "--json")), &entries); err != nil || len(entries) != 1 {
+		t.Fatalf("prune --all from another project removed a running sandbox's image: %+v %v", entries, err)
+	}
+	a.must("restart", "svc")
+	a.must("down")
+	out := b.must("prune", "--all")
+	if !strings.Contains(out, "1 images") {
+		t.Errorf("once nothing uses it, prune --all frees it: %s", out)
+	}
+}

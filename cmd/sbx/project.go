@@ -70,6 +70,10 @@ func (a *app) engine(cfg *lang.Config, l *state.Lock, parallel int) (*runtime.En
 	if err != nil {
 		return nil, err
 	}
+	// Remember the project, so that pruning the store from anywhere keeps what it uses.
+	if err := runtime.RegisterProject(store.Root(), cfg.Dir); err != nil {
+		a.log.Warn("register project with the image store", "err", err)
+	}
 	progress := image.NewProgress(a.stdout, a.tty)
 	return &runtime.Engine{
 		Project:   a.project(cfg),

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/sbx-dev/sbx/runtime"
 	"github.com/sbx-dev/sbx/runtime/image"
 )
 
@@ -17,21 +18,15 @@ func (c *pruneCmd) Run(a *app) error {
 	if err != nil {
 		return err
 	}
-	// What this project's sandboxes run stays, whatever the flags. Other projects' sandboxes
-	// are unknown here: --all is for when this is the only project, and says so.
+	// What any project's sandboxes run stays, whatever the flags; with --all, so do the
+	// images this project's Sandboxfile names.
 	var opts image.PruneOptions
 	opts.All = c.All
-	if dir, err := a.projectDir(); err == nil {
-		if st, _, err := observed(dir); err == nil {
-			for _, name := range st.Names() {
-				rec := st.Record(name)
-				if rec.ImageDigest != "" {
-					opts.Keep = append(opts.Keep, rec.ImageDigest)
-				}
-				opts.InUse = append(opts.InUse, rec.Spec.Image)
-			}
-		}
+	refs, digests, err := runtime.ImagesInUse(store.Root())
+	if err != nil {
+		return fmt.Errorf("prune: cannot tell which images are in use: %w", err)
 	}
+	opts.InUse, opts.Keep = refs, digests
 	if cfg, err := a.loadQuiet(); err == nil {
 		for _, s := range cfg.Sandboxes {
 			opts.InUse = append(opts.InUse, s.Image)
