@@ -1,10 +1,6 @@
 package main
 
-import (
-	"fmt"
-
-	"github.com/sbx-dev/sbx/runtime"
-)
+import "fmt"
 
 type downCmd struct {
 	Targets  []string `arg:"" optional:"" name:"sandbox" help:"Stop only these sandboxes (default: every sandbox in the state, even those no longer in the Sandboxfile)."`
@@ -27,19 +23,12 @@ func (c *downCmd) Run(a *app) error {
 		fmt.Fprintln(a.stdout, "Nothing to stop.")
 		return nil
 	}
-	l, err := a.lock(ctx, dir)
+	e, release, err := a.stateEngine(ctx, dir, a.stdout)
 	if err != nil {
 		return err
 	}
-	defer l.Unlock()
-	exe, err := executable()
-	if err != nil {
-		return err
-	}
-	e := &runtime.Engine{
-		Project: runtime.NewProject("", dir), Lock: l, Exe: exe, Parallel: c.Parallel,
-		Out: a.stdout, Log: a.log, Purge: c.Purge,
-	}
+	defer release()
+	e.Parallel, e.Purge = c.Parallel, c.Purge
 	res, err := e.Down(ctx, c.Targets)
 	if err != nil {
 		return err

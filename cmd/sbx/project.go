@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -115,4 +116,19 @@ func observed(dir string) (*planner.State, planner.Observed, error) {
 		return nil, nil, err
 	}
 	return st, runtime.NewProject("", dir).Observe(st), nil
+}
+
+// stateEngine takes the project's lock and returns an engine for the commands that work from
+// the state alone (down, restart); release unlocks.
+func (a *app) stateEngine(ctx context.Context, dir string, out io.Writer) (e *runtime.Engine, release func(), err error) {
+	exe, err := executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := a.lock(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	e = &runtime.Engine{Project: runtime.NewProject("", dir), Lock: l, Exe: exe, Out: out, Log: a.log}
+	return e, func() { _ = l.Unlock() }, nil
 }

@@ -1,7 +1,5 @@
 package main
 
-import "github.com/sbx-dev/sbx/runtime"
-
 type restartCmd struct {
 	Targets []string `arg:"" required:"" name:"sandbox" help:"Sandboxes to restart, keeping their writable layer."`
 }
@@ -13,16 +11,11 @@ func (c *restartCmd) Run(a *app) error {
 	if err != nil {
 		return err
 	}
-	l, err := a.lock(ctx, dir)
+	e, release, err := a.stateEngine(ctx, dir, a.stdout)
 	if err != nil {
 		return err
 	}
-	defer l.Unlock()
-	exe, err := executable()
-	if err != nil {
-		return err
-	}
-	e := &runtime.Engine{Project: runtime.NewProject("", dir), Lock: l, Exe: exe, Out: a.stdout, Log: a.log}
+	defer release()
 	res, err := e.Restart(ctx, c.Targets)
 	if err != nil {
 		return err

@@ -292,16 +292,11 @@ func (w *watcher) sandboxesWatching(paths []string) (out []string, cause string)
 }
 
 func (w *watcher) restart(ctx context.Context, names []string) error {
-	l, err := w.a.lock(ctx, w.dir)
+	e, release, err := w.a.stateEngine(ctx, w.dir, io.Discard)
 	if err != nil {
 		return err
 	}
-	defer l.Unlock()
-	exe, err := executable()
-	if err != nil {
-		return err
-	}
-	e := &runtime.Engine{Project: runtime.NewProject("", w.dir), Lock: l, Exe: exe, Out: io.Discard, Log: w.a.log}
+	defer release()
 	res, err := e.Restart(ctx, names)
 	if err != nil {
 		return err
