@@ -162,6 +162,12 @@ func TestE2EWatch(t *testing.T) {
 		t.Errorf("an ignored file triggered a restart")
 	}
 
+	// A new auto variable file is read at once.
+	if err := os.WriteFile(filepath.Join(p.dir, "dev.auto.sbxvars.hcl"), []byte("unused = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.eventually("auto var file", func() bool { return strings.Contains(w.text(), "dev.auto.sbxvars.hcl changed: applying") })
+
 	// Ctrl-C stops watching and leaves the sandboxes running.
 	if err := w.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

@@ -73,3 +73,28 @@ func TestLogsFollowAcrossRotation(t *testing.T) {
 		t.Fatalf("followed:\n%s\nwant:\n%s", out.String(), want.String())
 	}
 }
+
+func TestLogsTailAndTimestamps(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	rf, err := runtime.OpenRotatingFile(path, 1<<20, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 29, 16, 0, 0, 0, time.UTC)
+	log := &runtime.StampWriter{W: rf, Now: func() time.Time { return at }}
+	for i := 0; i < 5; i++ {
+		fmt.Fprintf(log, "line %d\n", i)
+	}
+	rf.Close()
+
+	out := &bufWriter{}
+	(&logsCmd{Tail: 2}).show(context.Background(), path, "", &lockedWriter{w: out})
+	if out.String() != "line 3\nline 4\n" {
+		t.Errorf("--tail 2:\n%s", out.String())
+	}
+	out = &bufWriter{}
+	(&logsCmd{Tail: 1, Timestamps: true}).show(context.Background(), path, "", &lockedWriter{w: out})
+	if want := at.Local().Format(time.RFC3339Nano) + " line 4\n"; out.String() != want {
+		t.Errorf("--timestamps: %q, want %q", out.String(), want)
+	}
+}

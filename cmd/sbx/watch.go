@@ -114,6 +114,7 @@ type watcher struct {
 	generation int
 	cfg        *lang.Config    // the last configuration that loaded
 	inputs     map[string]bool // files whose change means re-reading the Sandboxfile
+	autoVars   string          // pattern of the auto variable files: inputs even when new
 	ignore     *watch.Patterns // .sbxignore
 	perBox     map[string]*watch.Patterns
 
@@ -195,6 +196,12 @@ func (w *watcher) watchInputs(cfg *lang.Config) {
 			w.say("cannot watch %s: %v", f, err)
 		}
 	}
+	// A new *.auto.sbxvars.hcl is an input too.
+	auto := filepath.Join(w.dir, "*.auto.sbxvars.hcl")
+	if err := w.fw.AddGlob(auto); err != nil {
+		w.say("cannot watch %s: %v", auto, err)
+	}
+	w.autoVars = auto
 	w.ignore, _ = watch.ReadPatterns(filepath.Join(w.dir, ".sbxignore"))
 	w.perBox = map[string]*watch.Patterns{}
 	if cfg == nil {
@@ -216,7 +223,7 @@ func (w *watcher) watchInputs(cfg *lang.Config) {
 // ignored applies .sbxignore to every watched path; the Sandboxfile's inputs are never
 // ignored.
 func (w *watcher) ignored(path string, isDir bool) bool {
-	if w.inputs[path] {
+	if w.isInput(path) {
 		return false
 	}
 	return w.ignore.Match(path, isDir)
@@ -228,13 +235,13 @@ func (w *watcher) ignored(path string, isDir bool) bool {
 func (w *watcher) handle(ctx context.Context, b watch.Batch) {
 	reload := false
 	for _, p := range b.Paths {
-		if w.inputs[p] {
+		if w.isInput(p) {
 			reload = true
 		}
 	}
 	fresh := map[string]bool{}
 	if reload {
-		w.say("%s changed: applying", w.rel(firstInput(b.Paths, w.inputs)))
+		w.say("%s changed: applying", w.rel(w.firstInput(b.Paths)))
 		var cfg *lang.Config
 		cfg, fresh = w.applyAndReport(ctx, "saved without changes")
 		if cfg != nil {
@@ -311,9 +318,18 @@ func (w *watcher) rel(p string) string {
 	return p
 }
 
-func firstInput(paths []string, inputs map[string]bool) string {
+// isInput says whether a change of p means reading the Sandboxfile again.
+func (w *watcher) isInput(p string) bool {
+	if w.inputs[p] {
+		return true
+	}
+	ok, _ := filepath.Match(w.autoVars, p)
+	return ok
+}
+
+func (w *watcher) firstInput(paths []string) string {
 	for _, p := range paths {
-		if inputs[p] {
+		if w.isInput(p) {
 			return p
 		}
 	}

@@ -50,6 +50,7 @@ type Watcher struct {
 
 	mu    sync.Mutex
 	files map[string]bool // files watched through their directory
+	globs []string        // patterns of files watched through their directory
 	roots []string        // recursive roots
 	dirs  map[string]bool // directories added to fsnotify
 }
@@ -79,6 +80,16 @@ func (w *Watcher) AddFile(path string) error {
 	w.files[path] = true
 	w.mu.Unlock()
 	return w.addDir(filepath.Dir(path))
+}
+
+// AddGlob watches the files of one directory whose names match a pattern (path.Match
+// syntax over the whole path, e.g. /p/*.auto.sbxvars.hcl), including those created later.
+func (w *Watcher) AddGlob(pattern string) error {
+	pattern = filepath.Clean(pattern)
+	w.mu.Lock()
+	w.globs = append(w.globs, pattern)
+	w.mu.Unlock()
+	return w.addDir(filepath.Dir(pattern))
 }
 
 // AddTree watches a directory and everything below it (a file is watched as with AddFile).
@@ -141,6 +152,11 @@ func (w *Watcher) relevant(path string) (bool, bool) {
 	defer w.mu.Unlock()
 	if w.files[path] {
 		return true, false
+	}
+	for _, g := range w.globs {
+		if ok, _ := filepath.Match(g, path); ok {
+			return true, false
+		}
 	}
 	for _, r := range w.roots {
 		if path == r || strings.HasPrefix(path, r+string(filepath.Separator)) {

@@ -173,3 +173,19 @@ func TestEditorTemp(t *testing.T) {
 		}
 	}
 }
+
+func TestGlobSeesNewFiles(t *testing.T) {
+	dir := t.TempDir()
+	w := newWatcher(t, Options{})
+	if err := w.AddGlob(filepath.Join(dir, "*.auto.sbxvars.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	ch := run(t, w)
+	write(t, filepath.Join(dir, "other.hcl"), "x = 1")
+	none(t, ch, 300*time.Millisecond)
+	file := filepath.Join(dir, "dev.auto.sbxvars.hcl")
+	write(t, file, "x = 1")
+	if b := next(t, ch); len(b.Paths) != 1 || b.Paths[0] != file {
+		t.Fatalf("batch %v", b.Paths)
+	}
+}
