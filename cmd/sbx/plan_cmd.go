@@ -35,10 +35,7 @@ func (c *planCmd) Run(a *app) error {
 		return err
 	}
 	if p.Err() != nil {
-		if !c.JSON {
-			a.printDiagnostics(cfg, p.Diagnostics())
-		}
-		return exitError{1}
+		return exitError{1} // the rendered plan says why
 	}
 	if c.DetailedExitcode {
 		if code := p.ExitCode(); code != 0 {

@@ -87,8 +87,7 @@ func (c *upCmd) apply(ctx context.Context, a *app) (*upOutcome, error) {
 	}
 	out := &upOutcome{cfg: cfg, plan: p, res: &runtime.Result{}}
 	if p.Err() != nil {
-		a.printDiagnostics(cfg, p.Diagnostics())
-		return nil, exitError{1}
+		return nil, exitError{1} // the rendered plan says why
 	}
 	if !p.HasChanges() {
 		return out, nil
