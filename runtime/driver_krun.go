@@ -43,6 +43,11 @@ func (d *krunDriver) Preflight(ctx context.Context, spec *RunSpec) error {
 		needs.StaticIP = spec.Sandbox.Network.IP.IsValid()
 		needs.PortsWithScopeNone = scope == krun.ScopeNone && len(spec.Sandbox.Ports) > 0
 		needs.Overlay = spec.RootDir == ""
+		// libkrun starts the workload as the guest's root and has no call to change that; running
+		// it as root when another user was asked for would widen what it may do.
+		if u := spec.User; u != "" && u != "root" && u != "0" && u != "0:0" {
+			return fmt.Errorf("sandbox %s: the krun driver cannot run the workload as user %q yet (libkrun starts it as root): drop user, or use --driver ns", spec.Sandbox.Name, u)
+		}
 		for _, p := range spec.Sandbox.Ports {
 			if p.Protocol == "udp" {
 				return fmt.Errorf("sandbox %s: libkrun maps TCP ports only; drop the udp port or use --driver ns", spec.Sandbox.Name)

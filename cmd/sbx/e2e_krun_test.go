@@ -135,3 +135,26 @@ sandbox "vm" {
 		t.Errorf("processes left after down:\n%s", strings.Join(procs, "\n"))
 	}
 }
+
+func TestE2EKrunRefusesAnotherUser(t *testing.T) {
+	lib := standinLib(t)
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		t.Skip("the krun driver's preflight needs /dev/kvm")
+	}
+	p := newProject(t, `
+sandbox "vm" {
+  image   = "IMAGE"
+  command = ["sleep", "3600"]
+  user    = "nobody"
+  network { scope = "any" }
+}
+`)
+	t.Setenv("SBX_LIBKRUN", lib)
+	r := p.sbxDriver("krun", "up")
+	if r.code != 1 || !strings.Contains(r.stderr, `cannot run the workload as user "nobody"`) {
+		t.Fatalf("up: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if rows := p.ps(); len(rows) != 0 {
+		t.Errorf("a refused sandbox is in the state: %+v", rows)
+	}
+}
