@@ -182,3 +182,25 @@ func TestE2EWatch(t *testing.T) {
 		t.Errorf("after Ctrl-C: %+v", r)
 	}
 }
+
+func TestE2EWatchDownOnExit(t *testing.T) {
+	p := newProject(t, `
+project { driver = "ns" }
+sandbox "a" {
+  image   = "IMAGE"
+  command = ["sleep", "3600"]
+  network { scope = "none" }
+}
+`)
+	w := p.startWatch("--down-on-exit")
+	p.eventually("first apply", func() bool { return strings.Contains(w.text(), "generation 1 live") })
+	if err := w.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Wait(); err != nil {
+		t.Fatalf("watch exit: %v\n%s", err, w.text())
+	}
+	if rows := p.ps(); len(rows) != 0 {
+		t.Errorf("--down-on-exit left sandboxes: %+v", rows)
+	}
+}
