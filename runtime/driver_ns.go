@@ -32,7 +32,8 @@ type nsDriver struct {
 	mu      sync.Mutex
 	proxies []*nsnet.Proxy
 	cancel  context.CancelFunc
-	handle  *nsnet.Handle // the network of the running payload
+	handle  *nsnet.Handle       // the network of the running payload
+	dns     *nsnet.DNSForwarder // answers public and any sandboxes' queries on their gateway
 }
 
 // DialGuest connects to a port of the running sandbox: its group IP, or inside its network
@@ -132,10 +133,10 @@ func (d *nsDriver) Start(ctx context.Context, spec *RunSpec, console io.Writer) 
 	d.mu.Unlock()
 	cfg.NetNS = h.NetNSPath()
 	cfg.Hosts = hostsFile(spec, h.IP())
-	cfg.ResolvConf = resolvConf(sb.Network.Scope)
 	if err := d.publish(spec, h); err != nil {
 		return nil, err
 	}
+	cfg.ResolvConf = nsnet.ResolvConf(sb.Network.Scope, d.serveDNS(spec, h, console))
 	p, err := ns.Start(ctx, []string{d.exe, NSChildCommand}, cfg, console, console)
 	if err != nil {
 		return nil, err
@@ -168,8 +169,30 @@ func (d *nsDriver) publish(spec *RunSpec, h *nsnet.Handle) error {
 	return nil
 }
 
+// serveDNS starts the sandbox's DNS forwarder on its gateway when its scope reaches the
+// outside, and returns the handle to name in resolv.conf, or nil: then the host's resolvers
+// are listed instead (public sandboxes cannot reach private ones).
+func (d *nsDriver) serveDNS(spec *RunSpec, h *nsnet.Handle, console io.Writer) *nsnet.Handle {
+	if s := spec.Sandbox.Network.Scope; s != nsnet.ScopePublic && s != nsnet.ScopeAny {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f, err := nsnet.ServeDNS(context.Background(), h, nsnet.DNSUpstreams(), nsnet.WithDNSLogger(d.log))
+	if err != nil {
+		fmt.Fprintf(console, "[sbx] warning: no DNS forwarder for this sandbox: %v\n", err)
+		return nil
+	}
+	d.dns = f
+	return h
+}
+
 func (d *nsDriver) Cleanup(ctx context.Context, spec *RunSpec) error {
 	d.mu.Lock()
+	if d.dns != nil {
+		_ = d.dns.Close()
+		d.dns = nil
+	}
 	for _, px := range d.proxies {
 		_ = px.Close()
 	}
@@ -242,19 +265,6 @@ func hostsFile(spec *RunSpec, ip netip.Addr) string {
 	}
 	for _, name := range sortedKeys(spec.Peers) {
 		fmt.Fprintf(&b, "%s\t%s\n", spec.Peers[name], name)
-	}
-	return b.String()
-}
-
-// resolvConf gives public and any sandboxes the host's resolvers they can reach; the others
-// have no way out, so no resolver.
-func resolvConf(scope string) string {
-	var b strings.Builder
-	for _, a := range nsnet.Nameservers(scope) {
-		fmt.Fprintf(&b, "nameserver %s\n", a)
-	}
-	if b.Len() == 0 {
-		fmt.Fprintf(&b, "# no DNS: network scope %q reaches no resolver\n", scope)
 	}
 	return b.String()
 }

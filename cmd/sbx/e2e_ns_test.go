@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -200,7 +201,7 @@ project {
 
 sandbox "pub" {
   image   = "IMAGE"
-  command = ["sh", "-c", "sleep 0.5; timeout 3 wget -q -O - %s && echo pub-reached || echo pub-blocked; exec sleep 3600"]
+  command = ["sh", "-c", "grep nameserver /etc/resolv.conf; sleep 0.5; timeout 3 wget -q -O - %s && echo pub-reached || echo pub-blocked; exec sleep 3600"]
   network { scope = "public" }
 }
 
@@ -218,6 +219,11 @@ sandbox "anyone" {
 	logs := p.must("logs")
 	if !strings.Contains(logs, "pub-blocked") {
 		t.Errorf("a public sandbox reached a private address:\n%s", logs)
+	}
+	// Its resolver is the DNS forwarder on its gateway (no query is sent: the host's resolver
+	// is not a test host).
+	if !regexp.MustCompile(`pub +\| nameserver 10\.199\.[0-9]+\.1\n`).MatchString(logs) {
+		t.Errorf("a public sandbox's resolv.conf does not name its gateway:\n%s", logs)
 	}
 	if !strings.Contains(logs, "any-reached") || !strings.Contains(logs, "private host") {
 		t.Errorf("an any sandbox could not reach the test host (so the check above proves nothing):\n%s", logs)

@@ -3,14 +3,72 @@ package nsnet
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
 )
 
+// ResolvConf is the resolv.conf the driver writes into a sandbox of scope.
+// h is the sandbox's handle when a [DNSForwarder] serves it ([ServeDNS]
+// succeeded), and nil otherwise. Scopes public and any get the
+// gateway as their name server when h is given, the host's name servers
+// they can reach ([Nameservers]) otherwise; scopes none and group get a
+// file with only a comment: they have no DNS.
+func ResolvConf(scope string, h *Handle) string {
+	if scope != ScopePublic && scope != ScopeAny {
+		return fmt.Sprintf("# no DNS: network scope %q reaches no resolver\n", scope)
+	}
+	if h != nil && h.Gateway().IsValid() {
+		return "nameserver " + h.Gateway().String() + "\n"
+	}
+	var b strings.Builder
+	for _, a := range Nameservers(scope) {
+		fmt.Fprintf(&b, "nameserver %s\n", a)
+	}
+	if b.Len() == 0 {
+		fmt.Fprintf(&b, "# no DNS: the host has no name server that network scope %q may reach\n", scope)
+	}
+	return b.String()
+}
+
+// DNSUpstreams returns the name servers the host itself uses, for
+// [ServeDNS]: those of /etc/resolv.conf (systemd-resolved's stub
+// 127.0.0.53 included: the forwarder runs on the host), or when it lists
+// none, those of systemd-resolved's upstream file. Any address is allowed,
+// IPv6 too; empty means the host has no resolver.
+func DNSUpstreams() []netip.AddrPort {
+	for _, f := range []string{"/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"} {
+		if b, err := os.ReadFile(f); err == nil {
+			if ups := dnsUpstreams(b); len(ups) > 0 {
+				return ups
+			}
+		}
+	}
+	return nil
+}
+
+func dnsUpstreams(resolvConf []byte) []netip.AddrPort {
+	var out []netip.AddrPort
+	sc := bufio.NewScanner(bytes.NewReader(resolvConf))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 || f[0] != "nameserver" {
+			continue
+		}
+		a, err := netip.ParseAddr(f[1])
+		if err != nil || a.IsUnspecified() {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(a.Unmap(), dnsPort))
+	}
+	return out
+}
+
 // Nameservers returns the host's IPv4 name servers that a sandbox of scope
-// can use, for the resolv.conf the driver writes into it. systemd-resolved's
-// upstream list is preferred over its loopback stub. Loopback servers are
+// can reach by itself, for its resolv.conf when no [DNSForwarder] serves
+// it (see [ResolvConf]). systemd-resolved's upstream list is preferred over
+// its loopback stub. Loopback servers are
 // never reachable from a sandbox, and for scope public neither are those in
 // blocked ranges (a LAN router, say); scopes none and group get none. An
 // empty result means the sandbox has no usable resolver on this host.

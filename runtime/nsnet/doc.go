@@ -49,7 +49,8 @@
 //     and masquerading to the outside. Destinations in 0.0.0.0/8, 10.0.0.0/8,
 //     100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12,
 //     192.168.0.0/16 and 224.0.0.0/3 (multicast, reserved, broadcast) are
-//     rejected, as are the host's own addresses and every other sbx network.
+//     rejected, as are the host's own addresses (but for port 53 of the
+//     gateway, the DNS forwarder) and every other sbx network.
 //   - any: like public with nothing blocked but other sbx networks: the host
 //     and private ranges are reachable.
 //
@@ -79,8 +80,12 @@
 //	                                        traffic seen via br_netfilter)
 //	    reject
 //	  chain to-B        ct state established,related accept; drop
-//	  chain in-B        ip saddr IP accept (any sandboxes);
-//	                    ct state established,related accept; reject
+//	  chain in-B        what sandboxes of network B send to the host
+//	    ip saddr IP accept                            per any sandbox
+//	    ip saddr IP ip daddr GW udp dport 53 accept   per public sandbox: DNS
+//	    ip saddr IP ip daddr GW tcp dport 53 accept   to its gateway GW
+//	    ct state established,related accept
+//	    reject
 //	table bridge sbx
 //	  chain prerouting  filter hook prerouting, priority -200
 //	    iifname V ip saddr != IP drop; iifname V arp saddr ip != IP drop;
@@ -104,6 +109,27 @@
 // sets it back to 0 when the last public or any sandbox of any project is
 // torn down (unless something else turned it off in between). While it is
 // on, the host routes between all of its interfaces, not only sbx's.
+//
+// # DNS
+//
+// The host's resolver is often out of a sandbox's reach: on loopback
+// (systemd-resolved's 127.0.0.53), which is the namespace's own, or in a
+// private range (a home router, a cloud's 10.x resolver), which public
+// blocks. So a [DNSForwarder] ([ServeDNS]) listens on UDP and TCP port 53 of
+// the gateway address, on the host, and relays each query unchanged to the
+// host's own name servers ([DNSUpstreams]: /etc/resolv.conf, any address);
+// the sandbox's resolv.conf names the gateway ([ResolvConf]). There is one
+// forwarder per public or any sandbox, run by whatever supervises it; the
+// forwarders of one network bind the same gateway address with SO_REUSEPORT,
+// and the kernel spreads the queries over them. The firewall lets public
+// sandboxes reach the gateway on port 53 and nothing else of the host (any
+// sandboxes reach all of it); group and none get no DNS: ResolvConf gives
+// them a file with only a comment. When no forwarder can run (another DNS
+// server holds port 53 on all addresses, without SO_REUSEPORT), ResolvConf
+// falls back to the host's name servers that the scope may reach
+// ([Nameservers]). Through the forwarder a public sandbox resolves what the
+// host resolves, internal names of a split-horizon DNS included, though it
+// still cannot reach private addresses.
 //
 // # Published ports
 //

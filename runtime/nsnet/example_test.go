@@ -31,3 +31,24 @@ func Example() {
 	}
 	go px.Serve(ctx)
 }
+
+// A sandbox of scope public or any resolves names through a forwarder on its
+// gateway; the others get a resolv.conf without name servers.
+func ExampleServeDNS() {
+	ctx := context.Background()
+	h, err := nsnet.Setup(ctx, nsnet.Net{Project: "shop", Name: "web", Scope: nsnet.ScopePublic})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nsnet.Teardown(ctx, "shop", "web")
+
+	var served *nsnet.Handle // nil: no forwarder, the host's reachable servers
+	if f, err := nsnet.ServeDNS(ctx, h, nsnet.DNSUpstreams()); err != nil {
+		log.Print(err) // port 53 taken by another DNS server, say
+	} else {
+		defer f.Close() // before Teardown
+		served = h
+	}
+	// The payload's /etc/resolv.conf:
+	_ = nsnet.ResolvConf(nsnet.ScopePublic, served)
+}

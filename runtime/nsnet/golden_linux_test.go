@@ -139,9 +139,13 @@ func render(r *nftables.Rule) string {
 		switch e := e.(type) {
 		case *expr.Meta:
 			lhs = map[expr.MetaKey]string{expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname",
-				expr.MetaKeyNFPROTO: "meta nfproto", expr.MetaKeyPROTOCOL: "meta protocol"}[e.Key]
+				expr.MetaKeyNFPROTO: "meta nfproto", expr.MetaKeyPROTOCOL: "meta protocol", expr.MetaKeyL4PROTO: "meta l4proto"}[e.Key]
 		case *expr.Payload:
-			lhs = map[uint32]string{12: "ip saddr", 14: "arp saddr ip", 16: "ip daddr"}[e.Offset]
+			if e.Base == expr.PayloadBaseTransportHeader {
+				lhs = map[uint32]string{0: "th sport", 2: "th dport"}[e.Offset]
+			} else {
+				lhs = map[uint32]string{12: "ip saddr", 14: "arp saddr ip", 16: "ip daddr"}[e.Offset]
+			}
 		case *expr.Ct:
 			lhs = "ct state"
 		case *expr.Bitwise:
@@ -192,6 +196,10 @@ func value(lhs string, d []byte) string {
 		return fmt.Sprintf("%q", strings.TrimRight(string(d), "\x00"))
 	case lhs == "meta nfproto":
 		return map[byte]string{2: "ipv4", 10: "ipv6"}[d[0]]
+	case lhs == "meta l4proto":
+		return map[byte]string{6: "tcp", 17: "udp"}[d[0]]
+	case lhs == "th sport" || lhs == "th dport":
+		return fmt.Sprint(binary.BigEndian.Uint16(d))
 	case lhs == "meta protocol":
 		return map[uint16]string{0x0800: "ip", 0x0806: "arp"}[binary.BigEndian.Uint16(d)]
 	case strings.HasPrefix(lhs, "ct state"):

@@ -158,7 +158,7 @@ func (f *firewall) ensureNetwork(project, network, br string) error {
 }
 
 // addSandbox adds a sandbox's rules in one transaction.
-func (f *firewall) addSandbox(project, name, scope, br, veth string, ip netip.Addr) error {
+func (f *firewall) addSandbox(project, name, scope, br, veth string, ip, gw netip.Addr) error {
 	tag := tagData(sandboxTag(project, name))
 	pre := f.chain(f.bridge, "prerouting")
 	ip4 := ip.As4()
@@ -179,6 +179,11 @@ func (f *firewall) addSandbox(project, name, scope, br, veth string, ip netip.Ad
 	switch scope {
 	case ScopePublic:
 		insert(fromChain(br), outside, verdict(expr.VerdictJump, "public"))
+		// The DNS forwarder on the gateway (ServeDNS); for scope any the
+		// rule below lets everything to the host through already.
+		for _, proto := range [...]byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+			insert(inChain(br), ipv4(), saddr(ip), daddr(gw), l4proto(proto), dport(dnsPort), verdict(expr.VerdictAccept, ""))
+		}
 	case ScopeAny:
 		insert(fromChain(br), outside, verdict(expr.VerdictAccept, ""))
 		insert(inChain(br), ipv4(), saddr(ip), verdict(expr.VerdictAccept, ""))
@@ -337,6 +342,21 @@ func protocol(op expr.CmpOp, ethType uint16) []expr.Any {
 func saddr(ip netip.Addr) []expr.Any {
 	a := ip.As4()
 	return join(load(expr.PayloadBaseNetworkHeader, 12, 4), cmp(expr.CmpOpEq, a[:]))
+}
+
+func daddr(ip netip.Addr) []expr.Any {
+	a := ip.As4()
+	return join(load(expr.PayloadBaseNetworkHeader, 16, 4), cmp(expr.CmpOpEq, a[:]))
+}
+
+// l4proto matches the transport protocol (meta l4proto).
+func l4proto(p byte) []expr.Any {
+	return join([]expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}}, cmp(expr.CmpOpEq, []byte{p}))
+}
+
+// dport matches the destination port of TCP or UDP (th dport).
+func dport(port uint16) []expr.Any {
+	return join(load(expr.PayloadBaseTransportHeader, 2, 2), cmp(expr.CmpOpEq, binaryutil.BigEndian.PutUint16(port)))
 }
 
 func daddrIn(p netip.Prefix) []expr.Any {

@@ -5,6 +5,7 @@ package nsnet
 import (
 	"context"
 	"net"
+	"net/netip"
 )
 
 // Setup needs Linux; elsewhere it returns ErrNeedsLinux.
@@ -33,3 +34,7 @@ func DialNetNS(context.Context, string, string, string) (net.Conn, error) {
 }
 
 func portHolder(string, int) (int, string) { return 0, "" }
+
+func listenDNS(context.Context, netip.AddrPort) (*net.UDPConn, *net.TCPListener, error) {
+	return nil, nil, ErrNeedsLinux
+}

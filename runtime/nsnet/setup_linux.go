@@ -111,7 +111,7 @@ func setup(ctx context.Context, n Net) (*Handle, error) {
 			return nil, fmt.Errorf("isolate bridge port %s: %w", veth, err)
 		}
 	}
-	if err := fw.addSandbox(n.Project, n.Name, n.Scope, br.Attrs().Name, veth, h.net.IP); err != nil {
+	if err := fw.addSandbox(n.Project, n.Name, n.Scope, br.Attrs().Name, veth, h.net.IP, gateway(subnet)); err != nil {
 		return nil, err
 	}
 	if err := netlink.LinkSetUp(host); err != nil {
