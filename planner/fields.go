@@ -44,6 +44,9 @@ const (
 	FieldReady       = "ready"
 	FieldDependsOn   = "depends_on"
 	FieldWatch       = "watch"
+	// FieldDriver is not declared in the sandbox block: it is the driver that runs it (project
+	// driver, --driver or SBX_DRIVER). Moving a sandbox to another driver replaces it.
+	FieldDriver = "driver"
 )
 
 // sensitiveText replaces sensitive values in the state and in plans.

@@ -123,6 +123,7 @@ type options struct {
 	noDeps   bool
 	observed Observed
 	digests  map[string]string
+	driver   string
 	machine  Machine
 }
 
@@ -155,6 +156,12 @@ func WithObserved(obs Observed) Option {
 // that differs from the recorded one replaces the sandbox (field image_digest).
 func WithDigests(digests map[string]string) Option {
 	return func(o *options) error { o.digests = digests; return nil }
+}
+
+// WithDriver names the driver the sandboxes are to run on. A recorded sandbox running on
+// another driver is replaced (field "driver"); without the option, drivers are not compared.
+func WithDriver(name string) Option {
+	return func(o *options) error { o.driver = name; return nil }
 }
 
 // WithMachine enables the checks that need the machine: host ports bound by other processes
@@ -258,7 +265,7 @@ func Compute(cfg *lang.Config, st *State, opts ...Option) (*Plan, error) {
 	inPlan := map[string]bool{}
 	for _, name := range selected {
 		sb := byName[name]
-		step, ok := diff(sb, st.Record(name), status(name), o.digests[sb.Image])
+		step, ok := diff(sb, st.Record(name), status(name), o.digests[sb.Image], o.driver)
 		if !ok {
 			continue
 		}
@@ -317,7 +324,7 @@ func destroySteps(st *State, orphans []string, status func(string) Status) ([]St
 
 // diff compares the desired spec of a sandbox with its record and returns its step, or false
 // when there is nothing to do.
-func diff(sb *lang.Sandbox, rec *Record, status Status, digest string) (Step, bool) {
+func diff(sb *lang.Sandbox, rec *Record, status Status, digest, driver string) (Step, bool) {
 	step := Step{Sandbox: sb.Name, Desired: sb, Prior: rec, ImageDigest: digest}
 	if rec == nil {
 		step.Action = ActionCreate
@@ -340,11 +347,15 @@ func diff(sb *lang.Sandbox, rec *Record, status Status, digest string) (Step, bo
 		}
 	}
 	digestChanged := digest != "" && rec.ImageDigest != "" && digest != rec.ImageDigest
+	driverChanged := driver != "" && rec.Driver != "" && driver != rec.Driver
 
-	if len(changed) > 0 || digestChanged {
+	if len(changed) > 0 || digestChanged || driverChanged {
 		step.Changes = changes(desired, sb, rec, changed)
 		if digestChanged {
 			step.Changes = append(step.Changes, Change{Field: FieldImageDigest, Old: rec.ImageDigest, New: digest, ForcesReplacement: true})
+		}
+		if driverChanged {
+			step.Changes = append(step.Changes, Change{Field: FieldDriver, Old: rec.Driver, New: driver, ForcesReplacement: true})
 		}
 		slices.SortFunc(step.Changes, func(a, b Change) int { return compareFields(a.Field, b.Field) })
 		step.Action = ActionUpdate
@@ -433,7 +444,7 @@ func compareFields(a, b string) int {
 func fieldOrder() []string {
 	return []string{FieldImage, FieldImageDigest, FieldCPUs, FieldMemory, FieldEntrypoint, FieldCommand, FieldWorkdir,
 		"env", FieldEnvFiles, FieldUser, "rlimits", FieldMounts, FieldPorts, FieldNetScope, FieldNetGroup,
-		FieldNetIP, FieldRestart, FieldStopTimeout, FieldReady, FieldDependsOn, FieldWatch,
+		FieldNetIP, FieldRestart, FieldStopTimeout, FieldReady, FieldDependsOn, FieldWatch, FieldDriver,
 	}
 }
 

@@ -359,3 +359,35 @@ func TestNewRecordRedacts(t *testing.T) {
 		t.Errorf("changes: %+v", p.Steps)
 	}
 }
+
+func TestDriverChangeReplaces(t *testing.T) {
+	cfg := config([]*lang.Sandbox{sandbox("a"), sandbox("b")})
+	st := applied(cfg, nil)
+	for _, r := range st.Sandboxes {
+		r.Driver = "ns"
+	}
+	p, err := Compute(cfg, st, WithDriver("ns"))
+	if err != nil || p.HasChanges() {
+		t.Fatalf("same driver: %v %+v", err, p.Steps)
+	}
+	p, err = Compute(cfg, st, WithDriver("krun"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Steps) != 2 {
+		t.Fatalf("steps: %+v", p.Steps)
+	}
+	for _, s := range p.Steps {
+		if s.Action != ActionReplace || len(s.Changes) != 1 || s.Changes[0].Field != FieldDriver ||
+			s.Changes[0].Old != "ns" || s.Changes[0].New != "krun" || !s.Changes[0].ForcesReplacement {
+			t.Errorf("step %s: %+v", s.Sandbox, s)
+		}
+	}
+	// A record from before drivers were recorded is not replaced.
+	for _, r := range st.Sandboxes {
+		r.Driver = ""
+	}
+	if p, _ := Compute(cfg, st, WithDriver("krun")); p.HasChanges() {
+		t.Errorf("unknown recorded driver: %+v", p.Steps)
+	}
+}

@@ -103,6 +103,8 @@ type Record struct {
 	Fingerprints map[string]string `json:"fingerprints"`
 	// ImageDigest is the manifest digest of the image the sandbox was started from.
 	ImageDigest string `json:"image_digest,omitempty"`
+	// Driver is the driver that runs the sandbox ("krun" or "ns").
+	Driver string `json:"driver,omitempty"`
 	// IP is the address the sandbox has in its network group, if any.
 	IP netip.Addr `json:"ip,omitzero"`
 	// Pid and StartTime identify the sandbox's supervisor process: StartTime is field 22 of

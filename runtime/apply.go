@@ -250,7 +250,7 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	}
 	now := e.Now().UTC()
 	rec := planner.NewRecord(sb, cfg.Dependencies(sb.Name), img.Digest)
-	rec.Pid, rec.StartTime, rec.Status, rec.Generation = pid, startTime, planner.StatusRunning, generation
+	rec.Pid, rec.StartTime, rec.Status, rec.Generation, rec.Driver = pid, startTime, planner.StatusRunning, generation, spec.Driver
 	rec.CreatedAt, rec.UpdatedAt, rec.StartedAt = created, now, now
 	if err := e.save(func(st *planner.State) { st.Sandboxes[sb.Name] = rec }); err != nil {
 		// The sandbox runs but the state does not know it: stop it rather than leak it.
@@ -379,7 +379,7 @@ func (e *Engine) update(step *planner.Step) error {
 	return e.save(func(st *planner.State) {
 		old := st.Record(step.Sandbox)
 		rec := planner.NewRecord(step.Desired, old.Dependencies, old.ImageDigest)
-		rec.Pid, rec.StartTime, rec.Status, rec.Generation = old.Pid, old.StartTime, old.Status, old.Generation
+		rec.Pid, rec.StartTime, rec.Status, rec.Generation, rec.Driver = old.Pid, old.StartTime, old.Status, old.Generation, old.Driver
 		rec.CreatedAt, rec.StartedAt, rec.UpdatedAt = old.CreatedAt, old.StartedAt, e.Now().UTC()
 		st.Sandboxes[step.Sandbox] = rec
 	})

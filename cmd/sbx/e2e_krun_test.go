@@ -158,3 +158,31 @@ sandbox "vm" {
 		t.Errorf("a refused sandbox is in the state: %+v", rows)
 	}
 }
+
+// TestE2EDriverSwitchReplaces moves a sandbox from the ns driver to the krun driver (the
+// stand-in): the plan names the driver change and up replaces it.
+func TestE2EDriverSwitchReplaces(t *testing.T) {
+	lib := standinLib(t)
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		t.Skip("the krun driver's preflight needs /dev/kvm")
+	}
+	p := newProject(t, `
+sandbox "s" {
+  image   = "IMAGE"
+  command = ["sleep", "3600"]
+  network { scope = "any" }
+}
+`)
+	t.Setenv("SBX_LIBKRUN", lib)
+	p.must("up") // ns, from the test helper
+	if r := p.sbxDriver("ns", "plan"); !strings.Contains(r.stdout, "No changes.") {
+		t.Fatalf("plan on the same driver:\n%s", r.stdout)
+	}
+	r := p.sbxDriver("krun", "up")
+	if r.code != 0 || !strings.Contains(r.stdout, `driver: "ns" → "krun"`) {
+		t.Fatalf("up --driver krun: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if logs := p.must("logs", "s"); !strings.Contains(logs, "standin: guest started") {
+		t.Errorf("not running on the stand-in:\n%s", logs)
+	}
+}

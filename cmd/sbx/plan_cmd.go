@@ -69,6 +69,7 @@ func (a *app) computePlan(cfg *lang.Config, st *planner.State, targets []string,
 	p, err := planner.Compute(cfg, st,
 		planner.WithTargets(targets...),
 		planner.WithNoDeps(noDeps),
+		planner.WithDriver(a.driverName(cfg)),
 		planner.WithObserved(runtime.NewProject(cfg.Project.Name, cfg.Dir).Observe(st)),
 		planner.WithMachine(state.Machine{}),
 	)
