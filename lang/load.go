@@ -154,15 +154,13 @@ func (l *loader) load(file *hcl.File) {
 	l.evalLocals(stageNetworks)
 	l.ctx.Variables["local"] = l.localObject()
 
-	for _, n := range l.sbxNames {
-		l.phase1(l.sbx[n])
-	}
+	l.parallel((*loader).phase1, true)
 	l.allocateIPs()
 	l.checkPorts()
 	l.ctx.Variables["sandbox"] = l.sandboxObject()
 	l.evalLocals(stageAll)
 	l.ctx.Variables["local"] = l.localObject()
-	l.phase2All()
+	l.parallel((*loader).phase2, false)
 	l.buildEdges()
 
 	for _, n := range l.netNames {
@@ -390,14 +388,15 @@ func (l *loader) addReadFile(p string) {
 	l.read[p] = true
 }
 
-// phase2All runs phase 2 of every sandbox. Sandboxes are independent there (each writes only
-// its own spec; the evaluation context is only read), so a large file is evaluated on every
-// core, each worker a copy of the loader collecting its own diagnostics, merged after.
-func (l *loader) phase2All() {
+// parallel runs one phase (phase1 or phase2) over every sandbox. Sandboxes are independent
+// there (each writes only its own declaration and spec; the evaluation context is only read),
+// so a large file is evaluated on every core, each worker a copy of the loader collecting its
+// own diagnostics (and, in phase 1, its own expression references), merged after.
+func (l *loader) parallel(phase func(*loader, *sbDecl), ownTravs bool) {
 	workers := runtime.GOMAXPROCS(0)
 	if len(l.sbxNames) < 64 || workers < 2 {
 		for _, n := range l.sbxNames {
-			l.phase2(l.sbx[n])
+			phase(l, l.sbx[n])
 		}
 		return
 	}
@@ -408,17 +407,25 @@ func (l *loader) phase2All() {
 		names := l.sbxNames[lo:min(lo+per, len(l.sbxNames))]
 		shard := *l
 		shard.diags = nil
+		if ownTravs {
+			shard.travs = make(map[hclsyntax.Expression][]hcl.Traversal)
+		}
 		shards = append(shards, &shard)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for _, n := range names {
-				shard.phase2(l.sbx[n])
+				phase(&shard, l.sbx[n])
 			}
 		}()
 	}
 	wg.Wait()
 	for _, s := range shards {
 		l.diags = append(l.diags, s.diags...)
+		if ownTravs {
+			for e, t := range s.travs {
+				l.travs[e] = t
+			}
+		}
 	}
 }
