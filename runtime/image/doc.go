@@ -40,8 +40,11 @@
 // visible under blobs/ only by a rename after the digest matched. A layer is
 // unpacked into ROOT/layers/tmp-<diffid>-* while the blob streams in (one
 // pass: download, digest, decompress, diff id, unpack) and renamed into
-// layers/sha256/ only after both digests matched; on any failure the
-// temporary files are removed. images.json is rewritten atomically (temp
+// layers/sha256/ only after both digests matched and its files are on
+// disk (syncfs(2) on Linux; elsewhere an fsync of every file and directory
+// written, then F_FULLFSYNC on macOS), so a crash never leaves a
+// complete-looking layer with empty files; on any failure the temporary
+// files are removed. images.json is rewritten atomically (temp
 // file, fsync, rename) under the images.lock flock, so concurrent sbx
 // processes never lose each other's updates. Each blob and layer has its
 // own flock so that two processes pulling the same image fetch every blob
@@ -82,6 +85,19 @@
 //
 // openat2 needs Linux 5.6 or later; on an older kernel unpacking fails
 // with an error that says so rather than falling back to a weaker check.
+//
+// Where there is no openat2 (macOS), each path is resolved one component
+// at a time from the layer directory's descriptor with
+// openat(O_DIRECTORY|O_NOFOLLOW), and the last component is opened with
+// O_NOFOLLOW. That resolver follows no symlink at all, so the same entries
+// are refused, and also an entry written through a symlink whose target
+// stays inside the layer (which openat2 RESOLVE_BENEATH would follow). A
+// privileged unpack there does not create device nodes, whose Linux
+// numbers mean nothing to the host, but records them in the layer's .json
+// sidecar ("devices"), and writes whiteouts and opaque directories in the
+// unprivileged xattr form, recorded in the sidecar, since the overlayfs
+// kernel form means nothing there either. Modification times are kept to
+// the microsecond.
 //
 // Ownership is applied when privileged. Unprivileged, files belong to the
 // caller and every entry whose owner is not 0:0 is recorded in the layer's

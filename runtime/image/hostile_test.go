@@ -16,7 +16,13 @@ import (
 // its gen.go) as a one-layer image and checks that the layer is refused
 // with an error naming the entry, that nothing escaped, and that nothing
 // of it is left in the store.
+// It runs once with each resolver: openat2 (where it exists) and the
+// portable one that other systems use.
 func TestHostileLayers(t *testing.T) {
+	forEachResolver(t, testHostileLayers)
+}
+
+func testHostileLayers(t *testing.T, portable bool) {
 	reg := registries(t)[0]
 	tenTimes := WithMaxUnpackSize(func(c int64) int64 { return 10 * c })
 	for _, c := range []struct {
@@ -45,7 +51,11 @@ func TestHostileLayers(t *testing.T) {
 			diffID, _ := layer.DiffID()
 			ref := reg.push(t, "hostile", imageOf(t, v1.Config{}, layer))
 			root := t.TempDir()
-			s := openStore(t, root, c.opts...)
+			opts := c.opts
+			if portable {
+				opts = append(opts[:len(opts):len(opts)], withPortableResolver())
+			}
+			s := openStore(t, root, opts...)
 			_, err = s.Pull(context.Background(), ref)
 			if err == nil {
 				t.Fatal("pull succeeded")
@@ -87,12 +97,18 @@ func TestDeviceNodePrivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := reg.push(t, "device", imageOf(t, v1.Config{}, layer))
-	s := openStore(t, t.TempDir())
-	img, err := s.Pull(context.Background(), ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := treeOf(t, img.LayerDirs[0], false)["dev/sbx-null"]; got != "char 1:3" {
-		t.Errorf("dev/sbx-null = %q, want char 1:3", got)
-	}
+	forEachResolver(t, func(t *testing.T, portable bool) {
+		var opts []Option
+		if portable {
+			opts = append(opts, withPortableResolver())
+		}
+		s := openStore(t, t.TempDir(), opts...)
+		img, err := s.Pull(context.Background(), ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := treeOf(t, img.LayerDirs[0], false)["dev/sbx-null"]; got != "char 1:3" {
+			t.Errorf("dev/sbx-null = %q, want char 1:3", got)
+		}
+	})
 }

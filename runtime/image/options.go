@@ -24,6 +24,10 @@ type options struct {
 	maxUnpack    func(compressed int64) int64
 	unprivileged bool
 	logger       *slog.Logger
+	// portable makes the unpacker use its portable resolver and fsyncs
+	// (see unpacker.portable): always where there is no openat2, and on
+	// Linux only when a test asks for it.
+	portable bool
 }
 
 func defaultOptions() options {
@@ -35,6 +39,7 @@ func defaultOptions() options {
 		jobs:      4,
 		maxUnpack: DefaultMaxUnpackSize,
 		logger:    slog.New(slog.DiscardHandler),
+		portable:  !haveOpenat2,
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 )
 
 // PullOption configures one Pull.
@@ -425,9 +424,13 @@ func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(LayerSt
 			}
 		}
 		// The layer's files must be on disk before its name is: a crash
-		// must never leave a complete-looking layer with empty files.
-		if err := syncFS(tmpDir); err != nil {
-			return fmt.Errorf("store layer: %w", err)
+		// must never leave a complete-looking layer with empty files. The
+		// portable unpacker (always used where there is no openat2 and
+		// syncfs) fsynced every file and directory it wrote already.
+		if !s.o.portable {
+			if err := syncFS(tmpDir); err != nil {
+				return fmt.Errorf("store layer: %w", err)
+			}
 		}
 		if err := os.Rename(tmpDir, layerPath); err != nil {
 			os.Remove(layerPath + ".json")
@@ -468,7 +471,7 @@ func (s *Store) unpackStream(ctx context.Context, dir string, r io.Reader, j *la
 	defer close()
 	dh := sha256.New()
 	lr := &limitReader{r: io.TeeReader(dr, dh), left: j.limit, limit: j.limit}
-	side, err := unpackLayer(ctx, dir, lr, !s.o.unprivileged, s.o.logger)
+	side, err := unpackLayer(ctx, dir, lr, !s.o.unprivileged, s.o.portable, s.o.logger)
 	if err != nil {
 		return nil, fmt.Errorf("unpack: %w", err)
 	}
@@ -480,17 +483,6 @@ func (s *Store) unpackStream(ctx context.Context, dir string, r io.Reader, j *la
 		return nil, fmt.Errorf("download: %w", err)
 	}
 	return side, nil
-}
-
-// syncFS flushes the filesystem holding dir (syncfs(2)): one call instead
-// of an fsync per file of the layer.
-func syncFS(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Syncfs(fd)
 }
 
 // limitReader fails once more than limit bytes were read.

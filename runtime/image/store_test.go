@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"golang.org/x/sys/unix"
 )
 
 var isRoot = os.Geteuid() == 0
@@ -141,12 +140,13 @@ func TestPullFromRegistry(t *testing.T) {
 		if _, ok := xattr(t, filepath.Join(got.LayerDirs[0], "home/user/notes"), "trusted.overlay.opaque"); ok {
 			t.Errorf("a layer's own trusted.overlay.* xattr was applied")
 		}
-		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(got.LayerDirs[0], "etc/passwd"), &st); err != nil || st.Mtim.Sec != testTime.Unix() {
-			t.Errorf("etc/passwd mtime = %v (%v), want %v", st.Mtim.Sec, err, testTime.Unix())
-		}
-		if err := unix.Lstat(filepath.Join(got.LayerDirs[0], "ro"), &st); err != nil || st.Mtim.Sec != testTime.Unix() {
-			t.Errorf("ro/ mtime = %v (%v), want %v", st.Mtim.Sec, err, testTime.Unix())
+		for _, p := range []string{"etc/passwd", "ro"} {
+			fi, err := os.Lstat(filepath.Join(got.LayerDirs[0], p))
+			if err != nil {
+				t.Error(err)
+			} else if fi.ModTime().Unix() != testTime.Unix() {
+				t.Errorf("%s mtime = %v, want %v", p, fi.ModTime().Unix(), testTime.Unix())
+			}
 		}
 		if isRoot {
 			if v, _ := xattr(t, filepath.Join(got.LayerDirs[1], "opaque"), "trusted.overlay.opaque"); v != "y" {
@@ -243,37 +243,6 @@ func TestPullUnprivileged(t *testing.T) {
 	want := map[string][2]int{"etc/shadow": {0, 42}, "home/user": {1000, 1000}, "home/user/notes": {1000, 1000}}
 	if !reflect.DeepEqual(side.Owners, want) {
 		t.Errorf("base sidecar owners = %v, want %v", side.Owners, want)
-	}
-}
-
-// TestOverlayMount mounts the unpacked layers as overlayfs lowerdirs, as
-// the runtime does, and checks the merged view.
-func TestOverlayMount(t *testing.T) {
-	if !isRoot {
-		t.Skip("mounting overlayfs needs root")
-	}
-	reg := registries(t)[0]
-	ref := reg.push(t, "busybox", testImage(t))
-	s := openStore(t, t.TempDir())
-	img, err := s.Pull(context.Background(), ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mnt := t.TempDir()
-	lower := img.LayerDirs[1] + ":" + img.LayerDirs[0]
-	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+lower); err != nil {
-		t.Skipf("overlay mount: %v", err)
-	}
-	defer unix.Unmount(mnt, unix.MNT_DETACH)
-	for _, gone := range []string{"gone", "data/b", "opaque/old1", "opaque/old2"} {
-		if _, err := os.Lstat(filepath.Join(mnt, gone)); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s visible in the merged root: %v", gone, err)
-		}
-	}
-	for p, want := range map[string]string{"opaque/new": "new\n", "data/a": "version 2\n", "data/c3": "c\n", "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n"} {
-		if b, err := os.ReadFile(filepath.Join(mnt, p)); err != nil || string(b) != want {
-			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
-		}
 	}
 }
 

@@ -59,11 +59,18 @@ type dirMeta struct {
 // unpacker writes one layer's tar stream into a directory.
 type unpacker struct {
 	rootFd     int
+	rootPath   string
 	privileged bool
 	log        *slog.Logger
 	dirs       []dirMeta
 	side       sidecar
 	buf        []byte
+
+	// portable resolves paths component by component with openat and
+	// O_NOFOLLOW instead of openat2, and makes the layer durable with an
+	// fsync per file and directory instead of syncfs (see resolve_*.go).
+	// It is always set where openat2 does not exist.
+	portable bool
 
 	// cacheDir/cacheFd keep the parent directory of the last regular
 	// file open for the next one (layers list files directory by
@@ -85,14 +92,23 @@ func (u *unpacker) dropCache() {
 
 // unpackLayer extracts the tar stream r into dir, which must exist and be
 // empty. It reads r to its end, so a caller hashing r sees every byte.
-func unpackLayer(ctx context.Context, dir string, r io.Reader, privileged bool, log *slog.Logger) (*sidecar, error) {
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// portable selects the portable resolver (forced where openat2 does not
+// exist); when it is set, the layer's files and directories are fsynced
+// before unpackLayer returns, and the caller need not syncFS.
+func unpackLayer(ctx context.Context, dir string, r io.Reader, privileged, portable bool, log *slog.Logger) (*sidecar, error) {
+	portable = portable || !haveOpenat2
+	rootFlags := dirPathFlag
+	if portable {
+		// A readable descriptor, which fsync accepts.
+		rootFlags = unix.O_RDONLY
+	}
+	fd, err := unix.Open(dir, rootFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	defer unix.Close(fd)
-	u := &unpacker{rootFd: fd, privileged: privileged, log: log, buf: make([]byte, 256<<10), cacheFd: -1,
-		euid: os.Geteuid(), egid: os.Getegid()}
+	u := &unpacker{rootFd: fd, rootPath: dir, privileged: privileged, portable: portable, log: log,
+		buf: make([]byte, 256<<10), cacheFd: -1, euid: os.Geteuid(), egid: os.Getegid()}
 	defer u.dropCache()
 	tr := tar.NewReader(r)
 	last := "(start of layer)"
@@ -124,6 +140,17 @@ func unpackLayer(ctx context.Context, dir string, r io.Reader, privileged bool, 
 	if err := u.finishDirs(); err != nil {
 		return nil, err
 	}
+	if u.portable {
+		// Every file and directory was fsynced as it was finished; the
+		// root's entries last, then one barrier that also flushes the
+		// drive's cache where fsync does not (F_FULLFSYNC on macOS).
+		if err := unix.Fsync(u.rootFd); err != nil {
+			return nil, fmt.Errorf("sync layer: %w", err)
+		}
+		if err := fullSync(u.rootFd); err != nil {
+			return nil, fmt.Errorf("sync layer: %w", err)
+		}
+	}
 	return &u.side, nil
 }
 
@@ -145,17 +172,63 @@ func cleanName(n string) (string, error) {
 	return c, nil
 }
 
-func beneath(flags uint64) *unix.OpenHow {
-	return &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}
+// errSymlinkComponent is what the portable resolver returns for a path
+// that goes through a symlink, which it never follows.
+var errSymlinkComponent = errors.New("path component is a symlink")
+
+// openPortable opens p (relative to the layer root; "" or "." is the root)
+// one component at a time: each directory with openat(O_DIRECTORY|
+// O_NOFOLLOW) from the descriptor of the one before, starting at the
+// layer root, and the last component with flags|O_NOFOLLOW. No symlink is
+// ever followed, so the result is beneath the root by construction: a
+// symlink in any component, including one whose target stays inside the
+// layer, makes the open fail with errSymlinkComponent. ".." and empty
+// components are refused outright (cleanName never lets them through).
+func (u *unpacker) openPortable(p string, flags int) (int, error) {
+	if p == "" || p == "." {
+		return unix.Openat(u.rootFd, ".", flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	parts := strings.Split(p, "/")
+	fd := u.rootFd
+	for i, c := range parts {
+		if c == "" || c == "." || c == ".." {
+			if fd != u.rootFd {
+				unix.Close(fd)
+			}
+			return -1, fmt.Errorf("%w: %q component", ErrUnsafeLayer, c)
+		}
+		fl := unix.O_RDONLY | unix.O_DIRECTORY
+		if i == len(parts)-1 {
+			fl = flags
+		}
+		nfd, err := unix.Openat(fd, c, fl|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			// O_NOFOLLOW on a symlink gives ELOOP, or ENOTDIR with
+			// O_DIRECTORY (and EMLINK on some BSDs): say which.
+			var st unix.Stat_t
+			if unix.Fstatat(fd, c, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				err = errSymlinkComponent
+			}
+		}
+		if fd != u.rootFd {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return -1, err
+		}
+		fd = nfd
+	}
+	return fd, nil
 }
 
-// openDir opens the directory dir (relative to the layer root) with
-// openat2 RESOLVE_BENEATH, creating missing directories when create is set.
+// openDir opens the directory dir (relative to the layer root) without
+// leaving the layer (openBeneath), creating missing directories when
+// create is set.
 func (u *unpacker) openDir(dir string, create bool) (int, error) {
 	if dir == "" {
 		dir = "."
 	}
-	fd, err := unix.Openat2(u.rootFd, dir, beneath(unix.O_PATH|unix.O_DIRECTORY))
+	fd, err := u.openBeneath(dir, dirPathFlag|unix.O_DIRECTORY)
 	if err == nil {
 		return fd, nil
 	}
@@ -166,7 +239,7 @@ func (u *unpacker) openDir(dir string, create bool) (int, error) {
 	parent := "."
 	for i, p := range parts {
 		cur := strings.Join(parts[:i+1], "/")
-		fd, err := unix.Openat2(u.rootFd, cur, beneath(unix.O_PATH|unix.O_DIRECTORY))
+		fd, err := u.openBeneath(cur, dirPathFlag|unix.O_DIRECTORY)
 		if err == nil {
 			unix.Close(fd)
 			parent = cur
@@ -175,7 +248,7 @@ func (u *unpacker) openDir(dir string, create bool) (int, error) {
 		if !errors.Is(err, unix.ENOENT) {
 			return -1, u.resolveErr(cur, err)
 		}
-		pfd, err := unix.Openat2(u.rootFd, parent, beneath(unix.O_PATH|unix.O_DIRECTORY))
+		pfd, err := u.openBeneath(parent, dirPathFlag|unix.O_DIRECTORY)
 		if err != nil {
 			return -1, u.resolveErr(parent, err)
 		}
@@ -187,7 +260,7 @@ func (u *unpacker) openDir(dir string, create bool) (int, error) {
 		u.dirs = append(u.dirs, dirMeta{name: cur, mode: 0o755, mtime: time.Unix(0, 0)})
 		parent = cur
 	}
-	fd, err = unix.Openat2(u.rootFd, dir, beneath(unix.O_PATH|unix.O_DIRECTORY))
+	fd, err = u.openBeneath(dir, dirPathFlag|unix.O_DIRECTORY)
 	if err != nil {
 		return -1, u.resolveErr(dir, err)
 	}
@@ -196,6 +269,10 @@ func (u *unpacker) openDir(dir string, create bool) (int, error) {
 
 func (u *unpacker) resolveErr(p string, err error) error {
 	switch {
+	case errors.Is(err, ErrUnsafeLayer):
+		return fmt.Errorf("%s: %w", p, err)
+	case errors.Is(err, errSymlinkComponent):
+		return fmt.Errorf("%w: %s goes through a symlink, which this system's resolver never follows", ErrUnsafeLayer, p)
 	case errors.Is(err, unix.EXDEV), errors.Is(err, unix.ELOOP):
 		return fmt.Errorf("%w: %s resolves outside the layer (through a symlink)", ErrUnsafeLayer, p)
 	case errors.Is(err, unix.ENOTDIR):
@@ -322,7 +399,15 @@ func (u *unpacker) regular(tr *tar.Reader, hdr *tar.Header, name, dir, base stri
 	if err := unix.Fchmod(fd, mode); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
-	return setTimesFd(fd, hdr.ModTime)
+	if err := setTimesFd(fd, hdr.ModTime); err != nil {
+		return err
+	}
+	if u.portable {
+		if err := unix.Fsync(fd); err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
+	}
+	return nil
 }
 
 // other creates every entry but a regular file, in the directory pfd.
@@ -396,23 +481,32 @@ func (u *unpacker) other(hdr *tar.Header, name, base string, pfd int) error {
 		if !u.privileged {
 			return fmt.Errorf("%w: device node, which only a privileged unpack may create", ErrUnsafeLayer)
 		}
+		if !linuxDevices {
+			// A Linux device number names another device, or none, on
+			// this host: record the node instead of creating it.
+			if _, err := clear(pfd, base, false); err != nil {
+				return fmt.Errorf("replace: %w", err)
+			}
+			u.side.Devices = append(u.side.Devices, name)
+			return nil
+		}
 		kind := uint32(unix.S_IFCHR)
 		if hdr.Typeflag == tar.TypeBlock {
 			kind = unix.S_IFBLK
 		}
-		return u.mknod(pfd, base, kind|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))), hdr)
+		return u.mknod(pfd, name, base, kind|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))), hdr)
 
 	case tar.TypeFifo:
-		return u.mknod(pfd, base, unix.S_IFIFO|mode, 0, hdr)
+		return u.mknod(pfd, name, base, unix.S_IFIFO|mode, 0, hdr)
 	}
 	return fmt.Errorf("%w: unsupported entry type %q", ErrUnsafeLayer, hdr.Typeflag)
 }
 
-func (u *unpacker) mknod(pfd int, base string, mode uint32, dev int, hdr *tar.Header) error {
+func (u *unpacker) mknod(pfd int, name, base string, mode uint32, dev int, hdr *tar.Header) error {
 	if _, err := clear(pfd, base, false); err != nil {
 		return fmt.Errorf("replace: %w", err)
 	}
-	if err := unix.Mknodat(pfd, base, mode, dev); err != nil {
+	if err := mknodAt(u.rootPath, pfd, name, base, mode, dev); err != nil {
 		return fmt.Errorf("mknod: %w", err)
 	}
 	if u.privileged {
@@ -442,8 +536,8 @@ func (u *unpacker) whiteout(dir, name string) error {
 	if _, err := clear(pfd, name, false); err != nil {
 		return fmt.Errorf("replace: %w", err)
 	}
-	if u.privileged {
-		if err := unix.Mknodat(pfd, name, unix.S_IFCHR, 0); err != nil {
+	if u.privileged && linuxDevices {
+		if err := mknodAt(u.rootPath, pfd, path.Join(dir, name), name, unix.S_IFCHR, 0); err != nil {
 			return fmt.Errorf("create whiteout: %w", err)
 		}
 		return nil
@@ -471,7 +565,7 @@ func (u *unpacker) opaque(dir string) error {
 		return err
 	}
 	unix.Close(pfd)
-	if u.privileged {
+	if u.privileged && linuxDevices {
 		return u.markDir(dir, "trusted.overlay.opaque", "y", false)
 	}
 	u.side.Opaque = append(u.side.Opaque, dir)
@@ -483,7 +577,7 @@ func (u *unpacker) markDir(dir, attr, value string, weak bool) error {
 	if dir == "" {
 		dir = "."
 	}
-	fd, err := unix.Openat2(u.rootFd, dir, beneath(unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW))
+	fd, err := u.openBeneath(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 	if err != nil {
 		return u.resolveErr(dir, err)
 	}
@@ -495,7 +589,7 @@ func (u *unpacker) markDir(dir, attr, value string, weak bool) error {
 		}
 	}
 	if err := unix.Fsetxattr(fd, attr, []byte(value), 0); err != nil {
-		if u.privileged {
+		if attr == "trusted.overlay.opaque" {
 			return fmt.Errorf("set %s on %s: %w", attr, dir, err)
 		}
 		u.log.Debug("overlay xattr not set; recorded in the sidecar only", "dir", dir, "attr", attr, "err", err)
@@ -573,12 +667,17 @@ func (u *unpacker) finishDirs() error {
 		if d.name == "" {
 			continue
 		}
-		fd, err := unix.Openat2(u.rootFd, d.name, beneath(unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW))
+		fd, err := u.openBeneath(d.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 		if err != nil {
 			// Replaced by a later non-directory entry.
 			continue
 		}
 		err = u.finishDir(fd, d)
+		if err == nil && u.portable {
+			if err = unix.Fsync(fd); err != nil {
+				err = fmt.Errorf("sync: %w", err)
+			}
+		}
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("entry %q: %w", d.name, err)
@@ -605,13 +704,6 @@ func (u *unpacker) finishDir(fd int, d dirMeta) error {
 func timespecs(t time.Time) []unix.Timespec {
 	ts := unix.NsecToTimespec(t.UnixNano())
 	return []unix.Timespec{ts, ts}
-}
-
-func setTimesFd(fd int, t time.Time) error {
-	if err := unix.UtimesNanoAt(fd, "", timespecs(t), unix.AT_EMPTY_PATH); err != nil {
-		return fmt.Errorf("set times: %w", err)
-	}
-	return nil
 }
 
 func setTimesAt(dirfd int, base string, t time.Time) error {

@@ -15,8 +15,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// TestUnpackReplaces: later entries replace earlier ones, as tar does.
+// TestUnpackReplaces: later entries replace earlier ones, as tar does,
+// with either resolver.
 func TestUnpackReplaces(t *testing.T) {
+	forEachResolver(t, func(t *testing.T, portable bool) {
+		testUnpackReplaces(t, portable)
+	})
+}
+
+func testUnpackReplaces(t *testing.T, portable bool) {
 	dir := t.TempDir()
 	tb := tarBytes(t, []tentry{
 		fileE("f", "first\n", 0o644),
@@ -29,7 +36,7 @@ func TestUnpackReplaces(t *testing.T) {
 		symlinkE("l", "f"),
 		fileE("deep/er/file", "parents made on the way\n", 0o644),
 	})
-	if _, err := unpackLayer(context.Background(), dir, bytes.NewReader(tb), isRoot, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := unpackLayer(context.Background(), dir, bytes.NewReader(tb), isRoot, portable, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{
@@ -48,13 +55,13 @@ func TestUnpackReplaces(t *testing.T) {
 func TestUnpackLimit(t *testing.T) {
 	tb := tarBytes(t, []tentry{fileE("big", string(make([]byte, 100_000)), 0o644)})
 	lr := &limitReader{r: bytes.NewReader(tb), left: 50_000, limit: 50_000}
-	_, err := unpackLayer(context.Background(), t.TempDir(), lr, false, slog.New(slog.DiscardHandler))
+	_, err := unpackLayer(context.Background(), t.TempDir(), lr, false, false, slog.New(slog.DiscardHandler))
 	if !errors.Is(err, ErrLayerTooLarge) {
 		t.Fatalf("err = %v, want ErrLayerTooLarge", err)
 	}
 	// Exactly at the limit is fine.
 	lr = &limitReader{r: bytes.NewReader(tb), left: int64(len(tb)), limit: int64(len(tb))}
-	if _, err := unpackLayer(context.Background(), t.TempDir(), lr, false, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := unpackLayer(context.Background(), t.TempDir(), lr, false, false, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("at the limit: %v", err)
 	}
 }
