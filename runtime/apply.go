@@ -195,6 +195,30 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	if err := e.waitDependencies(ctx, cfg, sb.Name); err != nil {
 		return err
 	}
+	generation := 1
+	created := e.Now().UTC()
+	if prior != nil {
+		generation = prior.Generation
+		if step.Action != planner.ActionStart {
+			generation++
+		}
+		if !prior.CreatedAt.IsZero() {
+			created = prior.CreatedAt
+		}
+	}
+	spec, err := e.runSpec(cfg, sb, dir, img, generation)
+	if err != nil {
+		return err
+	}
+	// What this sandbox needs of the driver (a libkrun capability, a mount source) is checked
+	// before the old run is stopped, so a spec that cannot run leaves the old one running.
+	d, err := NewDriver(spec.Driver, e.Exe, e.Log)
+	if err != nil {
+		return err
+	}
+	if err := d.Preflight(ctx, spec); err != nil {
+		return err
+	}
 	if prior != nil {
 		// Replace or start: whatever is left of the old run goes first (its ports and IP too).
 		if err := e.stopRecord(ctx, prior); err != nil {
@@ -216,30 +240,6 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 		return err
 	}
 
-	generation := 1
-	created := e.Now().UTC()
-	if prior != nil {
-		generation = prior.Generation
-		if step.Action != planner.ActionStart {
-			generation++
-		}
-		if !prior.CreatedAt.IsZero() {
-			created = prior.CreatedAt
-		}
-	}
-	spec, err := e.runSpec(cfg, sb, dir, img, generation)
-	if err != nil {
-		return err
-	}
-	// What this sandbox needs of the driver (a libkrun capability, a mount source) is checked
-	// here, so it fails with the fix rather than inside its supervisor.
-	d, err := NewDriver(spec.Driver, e.Exe, e.Log)
-	if err != nil {
-		return err
-	}
-	if err := d.Preflight(ctx, spec); err != nil {
-		return err
-	}
 	if err := WriteRunSpec(spec); err != nil {
 		return fmt.Errorf("write run spec: %w", err)
 	}

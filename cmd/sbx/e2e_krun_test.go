@@ -186,3 +186,33 @@ sandbox "s" {
 		t.Errorf("not running on the stand-in:\n%s", logs)
 	}
 }
+
+// TestE2EReplaceThatCannotRunKeepsTheOld edits a running sandbox into a spec the driver
+// refuses: up fails before stopping anything, and the old sandbox keeps running.
+func TestE2EReplaceThatCannotRunKeepsTheOld(t *testing.T) {
+	lib := standinLib(t)
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		t.Skip("the krun driver's preflight needs /dev/kvm")
+	}
+	src := `
+sandbox "vm" {
+  image   = "IMAGE"
+  command = ["sleep", "3600"]
+  network { scope = "any" }
+}
+`
+	p := newProject(t, src)
+	t.Setenv("SBX_LIBKRUN", lib)
+	if r := p.sbxDriver("krun", "up"); r.code != 0 {
+		t.Fatalf("up: %s %s", r.stdout, r.stderr)
+	}
+	pid := p.ps()["vm"].Pid
+	p.write(strings.Replace(src, `command = ["sleep", "3600"]`, `command = ["sleep", "3600"]
+  user    = "nobody"`, 1))
+	if r := p.sbxDriver("krun", "up"); r.code != 1 || !strings.Contains(r.stderr, "cannot run the workload as user") {
+		t.Fatalf("up: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if row := p.ps()["vm"]; row.Pid != pid || row.State != "running" {
+		t.Errorf("the old sandbox did not keep running: %+v (pid was %d)", row, pid)
+	}
+}
