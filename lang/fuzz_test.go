@@ -13,15 +13,7 @@ import (
 // FuzzLoad feeds arbitrary Sandboxfiles to the parser and evaluator: they must never panic,
 // and every problem must come back as a diagnostic.
 func FuzzLoad(f *testing.F) {
-	seeds, _ := filepath.Glob("../testdata/lang/*/*.sbx")
-	examples, _ := filepath.Glob("../examples/*/Sandboxfile")
-	for _, p := range append(seeds, examples...) {
-		src, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(src)
-	}
+	addSandboxfiles(f)
 	f.Fuzz(func(t *testing.T, src []byte) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, DefaultFilename)
@@ -148,4 +140,17 @@ sandbox "b" {
 			t.Errorf("no errors but %d sandboxes", len(cfg.Sandboxes))
 		}
 	})
+}
+
+// addSandboxfiles seeds a fuzz target with every Sandboxfile of testdata and examples.
+func addSandboxfiles(f *testing.F) {
+	seeds, _ := filepath.Glob("../testdata/lang/*/*.sbx")
+	examples, _ := filepath.Glob("../examples/*/Sandboxfile")
+	for _, p := range append(seeds, examples...) {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(src)
+	}
 }

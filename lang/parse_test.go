@@ -102,15 +102,7 @@ func TestParseInPiecesErrorsAsWhole(t *testing.T) {
 // repeated a few times and cut into pieces as small as a few lines, must give the same
 // diagnostics and, without errors, the same blocks at the same places.
 func FuzzParsePieces(f *testing.F) {
-	seeds, _ := filepath.Glob("../testdata/lang/*/*.sbx")
-	examples, _ := filepath.Glob("../examples/*/Sandboxfile")
-	for _, p := range append(seeds, examples...) {
-		src, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(src)
-	}
+	addSandboxfiles(f)
 	f.Add([]byte("a = <<EOT\n}\nEOT\n"))
 	f.Add([]byte("b = \"${\"}\"}\"\n"))
 	f.Fuzz(func(t *testing.T, unit []byte) {

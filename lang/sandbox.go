@@ -71,11 +71,9 @@ func (l *loader) phase1(sb *sbDecl) {
 		case "port":
 			l.decodePort(sb, b)
 		case "network":
-			if netBlock != nil {
-				l.errorf(b.DefRange.Ptr(), "Duplicate network block", "A sandbox has at most one network block; the first one is at %s.", at(netBlock.DefRange))
+			if !l.firstBlock(&netBlock, b, "") {
 				continue
 			}
-			netBlock = b
 			l.decodeSandboxNetwork(sb, b)
 		}
 	}
@@ -313,18 +311,14 @@ func (l *loader) phase2(sb *sbDecl) {
 		case "mount":
 			l.decodeMount(sb, b)
 		case "ready":
-			if ready != nil {
-				l.errorf(b.DefRange.Ptr(), "Duplicate ready block", "A sandbox has at most one ready block; the first one is at %s.", at(ready.DefRange))
+			if !l.firstBlock(&ready, b, "") {
 				continue
 			}
-			ready = b
 			l.decodeReady(sb, b)
 		case "watch":
-			if watch != nil {
-				l.errorf(b.DefRange.Ptr(), "Duplicate watch block", "A sandbox has at most one watch block; the first one is at %s. List every path in one block.", at(watch.DefRange))
+			if !l.firstBlock(&watch, b, " List every path in one block.") {
 				continue
 			}
-			watch = b
 			l.decodeWatch(sb, b)
 		}
 	}
@@ -653,4 +647,15 @@ func (l *loader) duration(a *hcl.Attribute, sb *sbDecl, field string, zeroOK boo
 		return 0, false
 	}
 	return d, true
+}
+
+// firstBlock records b in *first when it is the sandbox's first block of its type; a second
+// one is reported, pointing at the first, and false returned. hint ends the detail.
+func (l *loader) firstBlock(first **hcl.Block, b *hcl.Block, hint string) bool {
+	if *first != nil {
+		l.errorf(b.DefRange.Ptr(), "Duplicate "+b.Type+" block", "A sandbox has at most one %s block; the first one is at %s.%s", b.Type, at((*first).DefRange), hint)
+		return false
+	}
+	*first = b
+	return true
 }
