@@ -165,24 +165,10 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 	return err
 }
 
-// nameHeap is a min-heap of names.
-type nameHeap []string
-
-func (h nameHeap) Len() int           { return len(h) }
-func (h nameHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h nameHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *nameHeap) Push(x any)        { *h = append(*h, x.(string)) }
-func (h *nameHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
 // topo orders the graph (Kahn's algorithm, ties by name) or returns the cycle that prevents it.
 func (g *Graph) topo() ([]string, error) {
 	pending := make(map[string]int, len(g.names))
-	h := make(nameHeap, 0, len(g.names))
+	h := make(minHeap[string], 0, len(g.names))
 	for _, n := range g.names {
 		pending[n] = len(g.deps[n])
 		if pending[n] == 0 {

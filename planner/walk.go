@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
@@ -99,7 +100,7 @@ func Walk(ctx context.Context, nodes []Node, parallelism int, fn func(ctx contex
 		}
 	}
 
-	ready := &indexHeap{}
+	ready := &minHeap[int]{}
 	for i := range nodes {
 		if !done[i] && pending[i] == 0 {
 			heap.Push(ready, i)
@@ -167,14 +168,14 @@ func (p *Plan) Walk(ctx context.Context, parallelism int, fn func(ctx context.Co
 	})
 }
 
-// indexHeap is a min-heap of node indexes.
-type indexHeap []int
+// minHeap is a min-heap for container/heap: node indexes in Walk, names in Graph.topo.
+type minHeap[T cmp.Ordered] []T
 
-func (h indexHeap) Len() int           { return len(h) }
-func (h indexHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h indexHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *indexHeap) Push(x any)        { *h = append(*h, x.(int)) }
-func (h *indexHeap) Pop() any {
+func (h minHeap[T]) Len() int           { return len(h) }
+func (h minHeap[T]) Less(i, j int) bool { return h[i] < h[j] }
+func (h minHeap[T]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *minHeap[T]) Push(x any)        { *h = append(*h, x.(T)) }
+func (h *minHeap[T]) Pop() any {
 	old := *h
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]

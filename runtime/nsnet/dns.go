@@ -50,6 +50,16 @@ func DNSUpstreams() []netip.AddrPort {
 
 func dnsUpstreams(resolvConf []byte) []netip.AddrPort {
 	var out []netip.AddrPort
+	for _, a := range resolvConfServers(resolvConf) {
+		out = append(out, netip.AddrPortFrom(a, dnsPort))
+	}
+	return out
+}
+
+// resolvConfServers returns the addresses of the nameserver lines of a resolv.conf, in order,
+// leaving out unparsable and unspecified ones.
+func resolvConfServers(resolvConf []byte) []netip.Addr {
+	var out []netip.Addr
 	sc := bufio.NewScanner(bytes.NewReader(resolvConf))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -60,7 +70,7 @@ func dnsUpstreams(resolvConf []byte) []netip.AddrPort {
 		if err != nil || a.IsUnspecified() {
 			continue
 		}
-		out = append(out, netip.AddrPortFrom(a.Unmap(), dnsPort))
+		out = append(out, a.Unmap())
 	}
 	return out
 }
@@ -90,14 +100,8 @@ func nameservers(resolvConf []byte, scope string) []netip.Addr {
 		return nil
 	}
 	var out []netip.Addr
-	sc := bufio.NewScanner(bytes.NewReader(resolvConf))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 || f[0] != "nameserver" {
-			continue
-		}
-		a, err := netip.ParseAddr(f[1])
-		if err != nil || !a.Is4() || a.IsLoopback() || a.IsUnspecified() {
+	for _, a := range resolvConfServers(resolvConf) {
+		if !a.Is4() || a.IsLoopback() {
 			continue
 		}
 		if scope == ScopePublic && isBlocked(a) {
