@@ -267,12 +267,11 @@ func (l *loader) decodeProject() {
 		}
 	}
 	if s, ok := l.str(c.Attributes["driver"], stageBase, nil, ""); ok {
-		switch s {
-		case "krun", "ns":
+		if ValidDriver(s) {
 			l.cfg.Project.Driver = s
-		default:
+		} else {
 			r := c.Attributes["driver"].Expr.Range()
-			l.errorf(&r, "Invalid driver", "Driver %q is not known; use \"krun\" (libkrun microVMs, the default) or \"ns\" (Linux namespaces).%s", s, suggest(s, []string{"krun", "ns"}))
+			l.errorf(&r, "Invalid driver", "Driver %q is not known; use \"krun\" (libkrun microVMs, the default) or \"ns\" (Linux namespaces).%s", s, suggest(s, DriverNames()))
 		}
 	}
 }

@@ -103,7 +103,7 @@ func checks(cfg *lang.Config, st *State, steps []Step, status func(string) Statu
 	// Ports that this project's own running sandboxes hold are not "in use by another process".
 	ours := map[portKey][]string{}
 	for _, name := range st.Names() {
-		if status(name) != StatusRunning && status(name) != StatusUnknown {
+		if !status(name).Live() {
 			continue
 		}
 		for _, p := range st.Sandboxes[name].Spec.Ports {

@@ -368,12 +368,12 @@ func diff(sb *lang.Sandbox, rec *Record, status Status, digest, driver string) (
 		}
 	}
 	if step.Action == ActionReplace {
-		if status == StatusStopped || status == StatusCrashed {
+		if !status.Live() {
 			step.Reason = "spec changed; " + statusReason(rec, status)
 		}
 		return step, true
 	}
-	if status == StatusStopped || status == StatusCrashed {
+	if !status.Live() {
 		// A start rewrites the record too, so in-place changes ride along.
 		step.Action = ActionStart
 		step.Reason = statusReason(rec, status)

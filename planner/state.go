@@ -72,18 +72,6 @@ func (s *State) AllocatedIPs() map[string]netip.Addr {
 	return out
 }
 
-// Status is the run status of a sandbox.
-type Status string
-
-// Status values. A Record holds the last status the runtime recorded; an Observed status is the
-// one a caller checked on the machine (supervisor pid and start time) just before planning.
-const (
-	StatusRunning Status = "running"
-	StatusStopped Status = "stopped" // stopped on purpose (sbx down of a target, guest exited 0 with restart = "no")
-	StatusCrashed Status = "crashed" // should be running but is not: supervisor gone, pid reused, or guest failed
-	StatusUnknown Status = "unknown" // cannot be told on this machine; the planner treats it as running
-)
-
 // Observed is the status of each state record as checked on the machine, by sandbox name.
 // A record missing from it keeps its recorded Status.
 type Observed map[string]Status

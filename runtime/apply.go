@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/planner"
+	"github.com/sbx-dev/sbx/runtime/spec"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
 
@@ -206,17 +208,17 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 			created = prior.CreatedAt
 		}
 	}
-	spec, err := e.runSpec(cfg, sb, dir, img, generation)
+	rs, err := BuildRunSpec(e.Project, e.Driver, cfg, sb, img, generation)
 	if err != nil {
 		return err
 	}
 	// What this sandbox needs of the driver (a libkrun capability, a mount source) is checked
 	// before the old run is stopped, so a spec that cannot run leaves the old one running.
-	d, err := NewDriver(spec.Driver, e.Exe, e.Log)
+	d, err := NewDriver(rs.Driver, e.Exe, e.Log)
 	if err != nil {
 		return err
 	}
-	if err := d.Preflight(ctx, spec); err != nil {
+	if err := d.Validate(ctx, rs); err != nil {
 		return err
 	}
 	if prior != nil {
@@ -229,19 +231,15 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	// down without --purge); over another image's layers it would show a mix of both.
 	keepLayer := true
 	if old, err := ReadRunSpec(dir); err == nil {
-		keepLayer = old.ImageDigest == img.Digest && old.RootDir == img.RootDir
+		keepLayer = old.Image.Digest == rs.Image.Digest && slices.Equal(old.Image.Layers, rs.Image.Layers)
 	}
 	if !keepLayer {
 		if err := os.RemoveAll(writableDir(dir)); err != nil {
 			return fmt.Errorf("drop the writable layer: %w", err)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := WriteRunSpec(rs); err != nil {
 		return err
-	}
-
-	if err := WriteRunSpec(spec); err != nil {
-		return fmt.Errorf("write run spec: %w", err)
 	}
 	_ = os.Remove(RecordPath(dir))
 	pid, startTime, err := spawnSupervisor(e.Exe, dir)
@@ -250,61 +248,34 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	}
 	now := e.Now().UTC()
 	rec := planner.NewRecord(sb, cfg.Dependencies(sb.Name), img.Digest)
-	rec.Pid, rec.StartTime, rec.Status, rec.Generation, rec.Driver = pid, startTime, planner.StatusRunning, generation, spec.Driver
+	rec.Pid, rec.StartTime, rec.Status, rec.Generation, rec.Driver = pid, startTime, planner.StatusRunning, generation, rs.Driver
 	rec.CreatedAt, rec.UpdatedAt, rec.StartedAt = created, now, now
 	if err := e.save(func(st *planner.State) { st.Sandboxes[sb.Name] = rec }); err != nil {
 		// The sandbox runs but the state does not know it: stop it rather than leak it.
-		_ = stopSupervisor(context.WithoutCancel(ctx), pid, startTime, stopGrace(sb))
+		_ = stopSupervisor(context.WithoutCancel(ctx), pid, startTime, stopGrace(sb.StopTimeout))
 		return err
 	}
-	return waitSupervisor(ctx, dir, pid, startTime, generation, readyTimeout(sb))
+	return waitSupervisor(ctx, dir, pid, startTime, generation, reportTimeout(rs.Ready))
 }
 
-// readyTimeout is how long start waits for a sandbox: its probe's timeout, plus the time to
-// start the payload.
-func readyTimeout(sb *lang.Sandbox) time.Duration {
+// reportTimeout bounds the wait for a supervisor to say whether its sandbox is ready: the
+// probe's own timeout (after which the supervisor says unready), plus time to start the
+// payload. Only a stuck supervisor reaches it.
+func reportTimeout(r *spec.Ready) time.Duration {
 	const startup = 30 * time.Second
-	if sb.Ready != nil {
-		return sb.Ready.Timeout + startup
+	if r != nil {
+		return r.Timeout + startup
 	}
 	return startup
 }
 
-func stopGrace(sb *lang.Sandbox) time.Duration {
-	return sb.StopTimeout + 10*time.Second
+// stopGrace is how long a supervisor gets to stop its payload before it is killed.
+func stopGrace(stopTimeout time.Duration) time.Duration {
+	return stopTimeout + 10*time.Second
 }
 
 // writableDir is the sandbox's writable layer (upper and work dirs live below it).
 func writableDir(dir string) string { return dir + "/rw" }
-
-// runSpec builds what the supervisor needs to run sb.
-func (e *Engine) runSpec(cfg *lang.Config, sb *lang.Sandbox, dir string, img *Image, generation int) (*RunSpec, error) {
-	argv, env, workdir, user, err := ResolveProcess(sb, img.Config)
-	if err != nil {
-		return nil, err
-	}
-	spec := &RunSpec{
-		Project: e.Project.Name, Dir: dir, Driver: e.Driver, Generation: generation, Sandbox: *sb,
-		ImageDigest: img.Digest, Layers: img.Layers, RootDir: img.RootDir, Image: img.Config,
-		Argv: argv, Env: env, Workdir: workdir, User: user,
-	}
-	for _, n := range cfg.Networks {
-		if n.Name == sb.Network.Group {
-			spec.Subnet = n.Subnet
-		}
-	}
-	if sb.Network.Group != "" {
-		for _, peer := range cfg.Sandboxes {
-			if peer.Name != sb.Name && peer.Network.Group == sb.Network.Group && peer.Network.IP.IsValid() {
-				if spec.Peers == nil {
-					spec.Peers = map[string]string{}
-				}
-				spec.Peers[peer.Name] = peer.Network.IP.String()
-			}
-		}
-	}
-	return spec, nil
-}
 
 // waitDependencies waits until every sandbox name depends on reports ready.
 func (e *Engine) waitDependencies(ctx context.Context, cfg *lang.Config, name string) error {
@@ -315,12 +286,11 @@ func (e *Engine) waitDependencies(ctx context.Context, cfg *lang.Config, name st
 		if rec == nil || rec.Pid == 0 {
 			return fmt.Errorf("not started: dependency %s is not running", dep)
 		}
-		depSpec := cfg.Sandbox(dep)
-		timeout := 30 * time.Second
-		if depSpec != nil {
-			timeout = readyTimeout(depSpec)
+		var probe *spec.Ready
+		if rs, err := ReadRunSpec(e.Project.SandboxDir(dep)); err == nil {
+			probe = rs.Ready
 		}
-		if err := waitSupervisor(ctx, e.Project.SandboxDir(dep), rec.Pid, rec.StartTime, rec.Generation, timeout); err != nil {
+		if err := waitSupervisor(ctx, e.Project.SandboxDir(dep), rec.Pid, rec.StartTime, rec.Generation, reportTimeout(probe)); err != nil {
 			return fmt.Errorf("not started: dependency %s is not ready: %w", dep, err)
 		}
 	}
@@ -330,7 +300,7 @@ func (e *Engine) waitDependencies(ctx context.Context, cfg *lang.Config, name st
 // stopRecord stops the supervisor of rec, if alive, and cleans up after its payload whatever
 // happened to it (a supervisor killed with -9 cleaned nothing).
 func (e *Engine) stopRecord(ctx context.Context, rec *planner.Record) error {
-	if err := stopSupervisor(ctx, rec.Pid, rec.StartTime, stopGrace(&rec.Spec)); err != nil {
+	if err := stopSupervisor(ctx, rec.Pid, rec.StartTime, stopGrace(rec.Spec.StopTimeout)); err != nil {
 		return err
 	}
 	return e.cleanup(ctx, rec.Name)
@@ -338,21 +308,24 @@ func (e *Engine) stopRecord(ctx context.Context, rec *planner.Record) error {
 
 // cleanup runs the driver's cleanup for the run spec left in the sandbox directory.
 func (e *Engine) cleanup(ctx context.Context, name string) error {
-	spec, err := ReadRunSpec(e.Project.SandboxDir(name))
+	rs, err := ReadRunSpec(e.Project.SandboxDir(name))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
-		return err
+	if errors.Is(err, errOldRunSpec) {
+		// Started by another sbx version: its supervisor cleaned up when it stopped; what a
+		// killed one left cannot be known from here.
+		e.Log.Warn("cannot clean up after a sandbox started by another sbx version", "sandbox", name)
+		return nil
 	}
-	d, err := NewDriver(spec.Driver, e.Exe, e.Log)
 	if err != nil {
-		return err
-	}
-	if err := d.Cleanup(ctx, spec); err != nil {
 		return fmt.Errorf("clean up after %s: %w", name, err)
 	}
-	return nil
+	d, err := NewDriver(rs.Driver, e.Exe, e.Log)
+	if err != nil {
+		return fmt.Errorf("clean up after %s: %w", name, err)
+	}
+	return d.Cleanup(ctx, rs)
 }
 
 // destroy stops a sandbox and removes its record; with purge (or always for sandboxes that

@@ -83,9 +83,9 @@ func (e *Engine) Restart(ctx context.Context, names []string) (*Result, error) {
 
 func (e *Engine) restart(ctx context.Context, rec *planner.Record) error {
 	dir := e.Project.SandboxDir(rec.Name)
-	spec, err := ReadRunSpec(dir)
+	rs, err := ReadRunSpec(dir)
 	if err != nil {
-		return fmt.Errorf("read run spec: %w", err)
+		return fmt.Errorf("restart %s: %w", rec.Name, err)
 	}
 	if err := e.stopRecord(ctx, rec); err != nil {
 		return err
@@ -100,10 +100,10 @@ func (e *Engine) restart(ctx context.Context, rec *planner.Record) error {
 		r := st.Record(rec.Name)
 		r.Pid, r.StartTime, r.Status, r.StartedAt, r.UpdatedAt = pid, start, planner.StatusRunning, now, now
 	}); err != nil {
-		_ = stopSupervisor(context.WithoutCancel(ctx), pid, start, stopGrace(&spec.Sandbox))
+		_ = stopSupervisor(context.WithoutCancel(ctx), pid, start, stopGrace(rs.StopTimeout))
 		return err
 	}
-	return waitSupervisor(ctx, dir, pid, start, spec.Generation, readyTimeout(&spec.Sandbox))
+	return waitSupervisor(ctx, dir, pid, start, rs.Generation, reportTimeout(rs.Ready))
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sbx-dev/sbx/krun"
+	"github.com/sbx-dev/sbx/lang"
+	"github.com/sbx-dev/sbx/runtime/spec"
 )
 
 // krunDriver boots each sandbox as a libkrun microVM in a VMM child process (krun package).
@@ -23,7 +27,7 @@ type krunDriver struct {
 	log *slog.Logger
 }
 
-func (*krunDriver) Name() string { return "krun" }
+func (*krunDriver) Name() string { return lang.DriverKrun }
 
 func (d *krunDriver) libOptions() []krun.Option {
 	if path, ok := krun.LibraryPathFromEnv(); ok {
@@ -32,87 +36,95 @@ func (d *krunDriver) libOptions() []krun.Option {
 	return nil
 }
 
-func (d *krunDriver) Preflight(ctx context.Context, spec *RunSpec) error {
+// CheckHost checks that libkrun loads and KVM is usable.
+func (d *krunDriver) CheckHost(ctx context.Context) error {
+	if err := krun.Preflight(krun.Needs{}, krun.WithLibrary(d.libOptions()...)); err != nil {
+		return fmt.Errorf("%w\n(on a host without KVM or libkrun, run with --driver ns, SBX_DRIVER=ns or project { driver = \"ns\" })", err)
+	}
+	return nil
+}
+
+// Validate checks that the loaded libkrun can do what the sandbox asks.
+func (d *krunDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	scope, err := krun.ParseScope(string(s.Network.Scope))
+	if err != nil {
+		return err
+	}
 	var needs krun.Needs
-	if spec != nil {
-		scope, err := krun.ParseScope(spec.Sandbox.Network.Scope)
-		if err != nil {
-			return err
-		}
-		needs.Scopes = []krun.Scope{scope}
-		needs.StaticIP = spec.Sandbox.Network.IP.IsValid()
-		needs.PortsWithScopeNone = scope == krun.ScopeNone && len(spec.Sandbox.Ports) > 0
-		needs.Overlay = spec.RootDir == ""
-		// libkrun starts the workload as the guest's root and has no call to change that; running
-		// it as root when another user was asked for would widen what it may do.
-		if u := spec.User; u != "" && u != "root" && u != "0" && u != "0:0" {
-			return fmt.Errorf("sandbox %s: the krun driver cannot run the workload as user %q yet (libkrun starts it as root): drop user, or use --driver ns", spec.Sandbox.Name, u)
-		}
-		for _, p := range spec.Sandbox.Ports {
-			if p.Protocol == "udp" {
-				return fmt.Errorf("sandbox %s: libkrun maps TCP ports only; drop the udp port or use --driver ns", spec.Sandbox.Name)
-			}
+	needs.Scopes = []krun.Scope{scope}
+	needs.StaticIP = s.Network.IP.IsValid()
+	needs.PortsWithScopeNone = scope == krun.ScopeNone && len(s.Ports) > 0
+	needs.Overlay = true
+	// libkrun starts the workload as the guest's root and has no call to change that; running
+	// it as root when another user was asked for would widen what it may do.
+	if u := s.Process.User; u != "" && u != "root" && u != "0" && u != "0:0" {
+		return fmt.Errorf("sandbox %s: the krun driver cannot run the workload as user %q yet (libkrun starts it as root): drop user, or use --driver ns", s.Name, u)
+	}
+	for _, p := range s.Ports {
+		if p.Protocol == spec.UDP {
+			return fmt.Errorf("sandbox %s: libkrun maps TCP ports only; drop the udp port or use --driver ns", s.Name)
 		}
 	}
 	return krun.Preflight(needs, krun.WithLibrary(d.libOptions()...))
 }
 
 // vmConfig turns a run spec into the VMM child's configuration.
-func (d *krunDriver) vmConfig(spec *RunSpec, console string) (krun.VMConfig, error) {
-	sb := &spec.Sandbox
-	scope, err := krun.ParseScope(sb.Network.Scope)
+func (d *krunDriver) vmConfig(s *spec.RunSpec, console string) (krun.VMConfig, error) {
+	scope, err := krun.ParseScope(string(s.Network.Scope))
 	if err != nil {
 		return krun.VMConfig{}, err
 	}
 	cfg := krun.VMConfig{
 		LogLevel:      krun.LogWarn,
-		CPUs:          uint8(sb.CPUs),
-		MemoryMiB:     uint32(sb.MemoryMiB),
+		CPUs:          uint8(s.Resources.CPUs),
+		MemoryMiB:     uint32(s.Resources.MemoryMiB),
 		PortMap:       []krun.PortMapping{}, // nothing published unless declared
 		Network:       krun.Network{Scope: scope},
-		Workdir:       spec.Workdir,
-		ExecPath:      spec.Argv[0],
-		Argv:          spec.Argv[1:],
-		Env:           append([]string{}, spec.Env...),
+		Workdir:       s.Process.Workdir,
+		ExecPath:      s.Process.Argv[0],
+		Argv:          s.Process.Argv[1:],
+		Env:           append([]string{}, s.Process.Env...),
 		ConsoleOutput: console,
 	}
-	if spec.RootDir != "" {
-		cfg.Root = spec.RootDir
-	} else {
-		// The image's layers read-only, the sandbox's writable layer last.
-		upper := filepath.Join(writableDir(spec.Dir), "root")
-		if err := os.MkdirAll(upper, 0o755); err != nil {
-			return cfg, err
-		}
-		cfg.Layers = append(append([]string{}, spec.Layers...), upper)
+	// The image's layers read-only, the sandbox's writable layer last.
+	upper := filepath.Join(writableDir(s.Dir), "root")
+	if err := os.MkdirAll(upper, 0o755); err != nil {
+		return cfg, fmt.Errorf("create the writable layer: %w", err)
 	}
-	if ip := sb.Network.IP; ip.IsValid() {
+	cfg.Layers = append(append([]string{}, s.Image.Layers...), upper)
+	if ip := s.Network.IP; ip.IsValid() {
 		cfg.Network.IP = ip.String()
-		if spec.Subnet.IsValid() {
-			cfg.Network.Subnet = spec.Subnet.String()
+		if s.Network.Subnet.IsValid() {
+			cfg.Network.Subnet = s.Network.Subnet.String()
 		}
 	}
-	for _, p := range sb.Ports {
+	for _, p := range s.Ports {
 		cfg.PortMap = append(cfg.PortMap, krun.PortMapping{Host: uint16(p.Host), Guest: uint16(p.Guest)})
 	}
-	for _, r := range sb.Rlimits {
-		cfg.Rlimits = append(cfg.Rlimits, krun.Rlimit{Resource: r.Number, Cur: r.Soft, Max: r.Hard})
+	for _, r := range s.Resources.Rlimits {
+		cfg.Rlimits = append(cfg.Rlimits, krun.Rlimit{Resource: r.Resource, Cur: r.Soft, Max: r.Hard})
 	}
-	for i, m := range sb.Mounts {
+	for i, m := range s.Mounts {
 		cfg.Mounts = append(cfg.Mounts, krun.Mount{Tag: "sbx" + strconv.Itoa(i), HostPath: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	if len(cfg.Mounts) > 0 {
 		// The guest mounts the shares itself before running the command.
 		cfg.ExecPath = "/bin/sh"
-		cfg.Argv = append([]string{"-c", krun.MountScript + `exec "$@"`, "sh"}, spec.Argv...)
+		cfg.Argv = append([]string{"-c", krun.MountScript + `exec "$@"`, "sh"}, s.Process.Argv...)
 	}
 	return cfg, nil
 }
 
-func (d *krunDriver) Start(ctx context.Context, spec *RunSpec, console io.Writer) (Instance, error) {
+func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writer) (Instance, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
 	// libkrun writes the console to a file path: give it a FIFO and copy from it, so the
 	// console goes through the same rotating, timestamped log as every driver's.
-	fifo := filepath.Join(spec.Dir, "console.fifo")
+	fifo := filepath.Join(s.Dir, "console.fifo")
 	_ = os.Remove(fifo)
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		return nil, fmt.Errorf("console fifo: %w", err)
@@ -122,46 +134,93 @@ func (d *krunDriver) Start(ctx context.Context, spec *RunSpec, console io.Writer
 	if err != nil {
 		return nil, fmt.Errorf("console fifo: %w", err)
 	}
-	go func() { _, _ = io.Copy(console, rd) }()
 
-	cfg, err := d.vmConfig(spec, fifo)
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(console, rd); close(copied) }()
+	cfg, err := d.vmConfig(s, fifo)
 	if err != nil {
 		rd.Close()
+		_ = os.Remove(fifo)
 		return nil, err
 	}
 	env := os.Environ()
 	child, err := krun.Spawn(ctx, []string{d.exe, KrunChildCommand}, cfg,
 		krun.WithChildOutput(console, console), krun.WithChildEnv(env),
-		krun.WithStopTimeout(max(spec.Sandbox.StopTimeout, time.Second)))
+		krun.WithStopTimeout(max(s.StopTimeout, time.Second)))
 	if err != nil {
 		rd.Close()
+		_ = os.Remove(fifo)
 		return nil, err
 	}
-	return &krunInstance{child: child, fifo: rd}, nil
+	return &krunInstance{spec: s, child: child, fifo: rd, fifoPath: fifo, copied: copied}, nil
 }
 
-func (d *krunDriver) Cleanup(ctx context.Context, spec *RunSpec) error {
-	// The VMM child dies with its supervisor (Pdeathsig) and holds nothing outside its
-	// process but the console FIFO.
-	err := os.Remove(filepath.Join(spec.Dir, "console.fifo"))
+// Cleanup removes the console FIFO: the VMM child dies with its supervisor (Pdeathsig) and
+// holds nothing else outside its process.
+func (d *krunDriver) Cleanup(ctx context.Context, s *spec.RunSpec) error {
+	err := os.Remove(filepath.Join(s.Dir, "console.fifo"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return fmt.Errorf("clean up after sandbox %s: %w", s.Name, err)
 	}
 	return nil
 }
 
 type krunInstance struct {
-	child *krun.Child
-	fifo  *os.File
+	spec     *spec.RunSpec
+	child    *krun.Child
+	fifo     *os.File
+	fifoPath string
+	copied   chan struct{}
+
+	closeOnce sync.Once
+	drainOnce sync.Once
 }
 
 func (i *krunInstance) Pid() int                   { return i.child.Pid() }
 func (i *krunInstance) Signal(sig os.Signal) error { return i.child.Signal(sig) }
-func (i *krunInstance) Wait() Exit {
-	err := i.child.Wait(context.Background())
-	// Give the copier a moment to drain what the guest wrote last, then stop it.
-	time.Sleep(50 * time.Millisecond)
-	i.fifo.Close()
+
+// DialGuest is not possible through TSI: a guest port is only reachable when published.
+func (i *krunInstance) DialGuest(ctx context.Context, port int) (net.Conn, error) {
+	for _, p := range i.spec.Ports {
+		if p.Guest == port && p.Protocol == spec.TCP {
+			host := p.HostIP
+			if host == "" || host == "0.0.0.0" {
+				host = "127.0.0.1"
+			} else if host == "::" {
+				host = "::1"
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(p.Host)))
+		}
+	}
+	return nil, fmt.Errorf("guest port %d is not published with a port block, so the krun driver cannot reach it", port)
+}
+
+// Close kills the VMM child if it still runs and removes the console FIFO.
+func (i *krunInstance) Close(ctx context.Context) error {
+	var err error
+	i.closeOnce.Do(func() {
+		_ = i.child.Signal(syscall.SIGKILL)
+		_ = i.child.Wait(ctx)
+		i.fifo.Close()
+		if e := os.Remove(i.fifoPath); e != nil && !errors.Is(e, os.ErrNotExist) {
+			err = fmt.Errorf("release sandbox %s: %w", i.spec.Name, e)
+		}
+	})
+	return err
+}
+
+func (i *krunInstance) Wait(ctx context.Context) (Exit, error) {
+	err := i.child.Wait(ctx)
+	if ctx.Err() != nil {
+		return Exit{}, ctx.Err()
+	}
+	i.drainOnce.Do(func() {
+		// The FIFO is open for writing here too, so the copier never sees EOF: let it drain
+		// what the guest wrote last, then stop it.
+		_ = i.fifo.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		<-i.copied
+	})
 	ex := Exit{Code: i.child.ExitCode(), At: time.Now()}
 	var exitErr interface{ Sys() any }
 	if errors.As(err, &exitErr) {
@@ -171,5 +230,5 @@ func (i *krunInstance) Wait() Exit {
 	} else if err != nil {
 		ex.Err = err.Error()
 	}
-	return ex
+	return ex, nil
 }

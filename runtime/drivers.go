@@ -1,9 +1,11 @@
 package runtime
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
+	"strings"
+
+	"github.com/sbx-dev/sbx/lang"
 )
 
 // Hidden sbx commands that become a sandbox's payload process.
@@ -12,28 +14,18 @@ const (
 	NSChildCommand   = "__ns"  // the namespace child
 )
 
-// NewDriver returns the driver called name. exe is the sbx binary, re-executed for the payload
-// process (the VMM child or the namespace child).
+// NewDriver returns the driver called name (one of lang.DriverNames; "" is the default). exe
+// is the sbx binary, re-executed for the payload process (the VMM child or the namespace
+// child).
 func NewDriver(name, exe string, log *slog.Logger) (Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	switch name {
-	case "krun", "":
+	case lang.DriverKrun, "":
 		return &krunDriver{exe: exe, log: log}, nil
-	case "ns":
+	case lang.DriverNS:
 		return &nsDriver{exe: exe, log: log}, nil
 	}
-	return nil, fmt.Errorf("unknown driver %q: use krun (microVMs) or ns (Linux namespaces)", name)
-}
-
-// Preflight checks that driver can run every sandbox of specs here, explaining each problem
-// with its fix.
-func Preflight(ctx context.Context, d Driver, specs []*RunSpec) error {
-	for _, s := range specs {
-		if err := d.Preflight(ctx, s); err != nil {
-			return err
-		}
-	}
-	return nil
+	return nil, fmt.Errorf("unknown driver %q: use %s", name, strings.Join(lang.DriverNames(), " or "))
 }

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"time"
+
+	"github.com/sbx-dev/sbx/runtime/spec"
 )
 
 // Probe is one readiness check. Check returns nil once the sandbox is ready; it is called
@@ -46,36 +49,48 @@ func (p TCPProbe) Check(ctx context.Context) error {
 
 func (p TCPProbe) String() string { return "tcp " + p.Addr }
 
-// HTTPProbe is ready when a GET of URL answers with a 2xx status.
+// HTTPProbe is ready when a GET of the sandbox's own port answers with a 2xx status. Dial
+// connects to that port (through the driver, which reaches the guest itself).
 type HTTPProbe struct {
-	URL    string
-	Client *http.Client // nil: a client that never follows proxies from the environment
+	Spec spec.HTTPProbe
+	Dial func(ctx context.Context) (net.Conn, error)
 }
 
 // Check performs one GET.
 func (p HTTPProbe) Check(ctx context.Context) error {
-	client := p.Client
-	if client == nil {
-		// Probes talk to the sandbox directly: a proxy configured for the user's browsing must
-		// not see (or break) them.
-		client = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	host := p.Spec.Host
+	if host == "" {
+		host = "localhost"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
+	client := &http.Client{Transport: &http.Transport{
+		// Probes talk to the sandbox directly: a proxy configured for the user's browsing
+		// must not see (or break) them.
+		Proxy:             nil,
+		DisableKeepAlives: true,
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return p.Dial(ctx) },
+	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+p.Spec.Path, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return ue.Err
+		}
 		return err
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("%s answered %s", p.URL, resp.Status)
+		return fmt.Errorf("GET %s answered %s", p.Spec.Path, resp.Status)
 	}
 	return nil
 }
 
-func (p HTTPProbe) String() string { return "http " + p.URL }
+func (p HTTPProbe) String() string {
+	return fmt.Sprintf("http guest port %d%s", p.Spec.Port, p.Spec.Path)
+}
 
 // LogProbe is ready when a line of the console log at Path, written after Offset, matches
 // Pattern. Offset lets a restarted sandbox be judged only by what it printed this time.

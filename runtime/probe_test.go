@@ -9,9 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sbx-dev/sbx/runtime/spec"
 )
 
 func TestTCPProbe(t *testing.T) {
@@ -41,7 +44,13 @@ func TestTCPProbe(t *testing.T) {
 
 func TestHTTPProbe(t *testing.T) {
 	var calls atomic.Int32
+	var host string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host = r.Host
+		if r.URL.Path != "/health" {
+			http.NotFound(w, r)
+			return
+		}
 		if calls.Add(1) < 3 {
 			http.Error(w, "warming up", http.StatusServiceUnavailable)
 			return
@@ -49,11 +58,21 @@ func TestHTTPProbe(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	if err := WaitReady(context.Background(), HTTPProbe{URL: srv.URL}, 2*time.Second, 10*time.Millisecond, nil); err != nil {
+	// The probe dials what the driver gives it (the guest), whatever the URL's host says.
+	dial := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", srv.Listener.Addr().String())
+	}
+	p := HTTPProbe{Spec: spec.HTTPProbe{Port: 8080, Path: "/health", Host: "127.0.0.1:8080"}, Dial: dial}
+	if err := WaitReady(context.Background(), p, 2*time.Second, 10*time.Millisecond, nil); err != nil {
 		t.Fatal(err)
 	}
-	if calls.Load() != 3 {
-		t.Errorf("calls = %d, want 3 (two 503 then 204)", calls.Load())
+	if calls.Load() != 3 || host != "127.0.0.1:8080" {
+		t.Errorf("calls = %d, want 3 (two 503 then 204); Host %q", calls.Load(), host)
+	}
+	bad := HTTPProbe{Spec: spec.HTTPProbe{Port: 8080, Path: "/nope"}, Dial: dial}
+	if err := bad.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "GET /nope answered 404") {
+		t.Errorf("a 404 is not ready: %v", err)
 	}
 }
 

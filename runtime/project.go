@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -32,36 +31,18 @@ func (p *Project) SandboxDir(name string) string {
 	return filepath.Join(p.Store.Dir(), "sandboxes", name)
 }
 
+// ID identifies the project on this machine (see ProjectID); every host-side name derives
+// from it.
+func (p *Project) ID() string {
+	name := p.Name
+	if name == "" {
+		name = "project"
+	}
+	return ProjectID(name, p.Dir)
+}
+
 // ConsoleLog is the live console log of a sandbox.
 func (p *Project) ConsoleLog(name string) string { return consolePath(p.SandboxDir(name)) }
-
-// runSpecPath is where the supervisor finds its spec.
-func runSpecPath(dir string) string { return filepath.Join(dir, "run.json") }
-
-// WriteRunSpec stores spec in its sandbox directory for the supervisor.
-func WriteRunSpec(spec *RunSpec) error {
-	b, err := json.MarshalIndent(spec, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(spec.Dir, 0o755); err != nil {
-		return err
-	}
-	return state.WriteFileAtomic(runSpecPath(spec.Dir), append(b, '\n'), 0o644)
-}
-
-// ReadRunSpec reads the spec a supervisor was started with.
-func ReadRunSpec(dir string) (*RunSpec, error) {
-	b, err := os.ReadFile(runSpecPath(dir))
-	if err != nil {
-		return nil, err
-	}
-	var spec RunSpec
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return nil, fmt.Errorf("read %s: %w", runSpecPath(dir), err)
-	}
-	return &spec, nil
-}
 
 // SupervisorCommand is the hidden sbx command that runs a supervisor: `sbx __supervise DIR`.
 const SupervisorCommand = "__supervise"
@@ -102,8 +83,9 @@ func spawnSupervisor(exe, dir string) (int, uint64, error) {
 // errSupervisorGone means the supervisor died before reporting.
 var errSupervisorGone = errors.New("the supervisor exited")
 
-// waitSupervisor waits until the supervisor of dir reports the payload ready, or fails. A
-// payload that exits before it was ready is a failure, with the console log's path.
+// waitSupervisor waits until the supervisor of dir says its sandbox is ready (running, for a
+// sandbox without a probe), or that it is not: unready (its probe failed; the reason is the
+// probe's), failed to start, or ended. timeout only bounds a supervisor that says nothing.
 func waitSupervisor(ctx context.Context, dir string, pid int, start uint64, generation int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -112,35 +94,51 @@ func waitSupervisor(ctx context.Context, dir string, pid int, start uint64, gene
 	for {
 		rec, _ := ReadRecord(dir)
 		if rec != nil && rec.Pid == pid && rec.Generation == generation {
-			switch rec.Status {
-			case StatusReady:
-				return nil
-			case StatusFailed:
-				return fmt.Errorf("%s (see %s)", rec.Error, consolePath(dir))
-			case StatusExited, StatusRestarting:
-				if len(rec.Exits) > 0 {
-					return fmt.Errorf("%s before it was ready (see %s)", describeExit(rec.Exits[len(rec.Exits)-1]), consolePath(dir))
-				}
+			if done, err := reported(rec, dir); done {
+				return err
 			}
 		}
 		if !state.Alive(pid, start) {
 			// One last read: it may have written its final record and exited.
-			if rec, _ := ReadRecord(dir); rec != nil && rec.Pid == pid && rec.Status == StatusReady {
-				return nil
+			if rec, _ := ReadRecord(dir); rec != nil && rec.Pid == pid && rec.Generation == generation {
+				if done, err := reported(rec, dir); done {
+					return err
+				}
 			}
 			return fmt.Errorf("%w (see %s and %s)", errSupervisorGone, filepath.Join(dir, "supervisor.log"), consolePath(dir))
 		}
 		select {
 		case <-ctx.Done():
-			rec, _ := ReadRecord(dir)
-			if rec != nil && rec.Error != "" {
-				return fmt.Errorf("not ready after %s: %s (see %s)", timeout, rec.Error, consolePath(dir))
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("%w within %s (see %s)", errNoReport, timeout, filepath.Join(dir, "supervisor.log"))
 			}
-			return fmt.Errorf("not ready after %s (see %s)", timeout, consolePath(dir))
+			return ctx.Err()
 		case <-tick.C:
 		}
 	}
 }
+
+// reported interprets a supervisor record: done is true once it says whether the sandbox is
+// ready, with the error when it is not.
+func reported(rec *Record, dir string) (done bool, err error) {
+	switch rec.Status {
+	case planner.StatusReady, planner.StatusRunning:
+		return true, nil
+	case planner.StatusUnready:
+		return true, fmt.Errorf("%w: %s (see %s; sbx ps shows when it becomes ready)", ErrUnready, rec.Error, consolePath(dir))
+	case planner.StatusFailed:
+		return true, fmt.Errorf("%s (see %s)", rec.Error, consolePath(dir))
+	case planner.StatusExited, planner.StatusStopped, planner.StatusRestarting:
+		if len(rec.Exits) > 0 {
+			return true, fmt.Errorf("%s before it was ready (see %s)", describeExit(rec.Exits[len(rec.Exits)-1]), consolePath(dir))
+		}
+	}
+	return false, nil
+}
+
+// ErrUnready is wrapped by the error of a sandbox whose ready probe failed: it runs, but is
+// not ready, and its dependents were not started.
+var ErrUnready = errors.New("not ready")
 
 // stopSupervisor stops the supervisor pid (if it is still the process started at start):
 // SIGTERM, which makes it stop its payload within stop_timeout, then SIGKILL if it has not
@@ -169,23 +167,38 @@ func stopSupervisor(ctx context.Context, pid int, start uint64, grace time.Durat
 	return nil
 }
 
-// Observe returns the status of every sandbox of st as seen on this machine: its supervisor's
-// liveness (pid and start time), refined by the supervisor's own record, so that a payload
-// that ended cleanly under restart = "no" is stopped rather than crashed.
+// Observe returns the status of every sandbox of st as seen on this machine: the liveness of
+// its supervisor (pid and start time) refined by the supervisor's own record, which says
+// whether a live sandbox is starting, ready or unready, and how a gone one ended (stopped
+// cleanly, exited with a failure, failed to start, or crashed with its supervisor).
 func (p *Project) Observe(st *planner.State) planner.Observed {
 	obs := state.Observe(st)
 	for name, status := range obs {
-		if status != planner.StatusCrashed {
-			continue
-		}
 		rec := st.Record(name)
 		sup, _ := ReadRecord(p.SandboxDir(name))
 		if rec == nil || sup == nil || sup.Pid != rec.Pid {
 			continue
 		}
-		if (sup.Status == StatusExited || sup.Status == StatusStopped) && len(sup.Exits) > 0 && !sup.Exits[len(sup.Exits)-1].Failed() {
-			obs[name] = planner.StatusStopped
+		switch status {
+		case planner.StatusRunning:
+			obs[name] = sup.Status
+		case planner.StatusCrashed:
+			obs[name] = endedStatus(sup)
 		}
 	}
 	return obs
+}
+
+// endedStatus is the status of a sandbox whose supervisor is gone, from its last record.
+func endedStatus(sup *Record) planner.Status {
+	switch sup.Status {
+	case planner.StatusStopped, planner.StatusFailed:
+		return sup.Status
+	case planner.StatusExited:
+		if n := len(sup.Exits); n > 0 && !sup.Exits[n-1].Failed() {
+			return planner.StatusStopped
+		}
+		return planner.StatusExited
+	}
+	return planner.StatusCrashed
 }

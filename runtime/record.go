@@ -7,19 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sbx-dev/sbx/planner"
 	"github.com/sbx-dev/sbx/runtime/state"
-)
-
-// Supervisor statuses, as recorded by the supervisor itself.
-const (
-	StatusStarting   = "starting"
-	StatusRunning    = "running"
-	StatusReady      = "ready"
-	StatusRestarting = "restarting"
-	StatusStopping   = "stopping"
-	StatusStopped    = "stopped"
-	StatusExited     = "exited" // ended and not restarted by its policy
-	StatusFailed     = "failed" // could not be started at all
 )
 
 // maxExits bounds the exit history kept in a record.
@@ -29,16 +18,17 @@ const maxExits = 20
 // what its payload is doing, and every exit and restart. It is the supervisor's own file, so
 // it is written without the project lock; readers combine it with liveness checks.
 type Record struct {
-	Pid        int       `json:"pid"`        // the supervisor
-	StartTime  uint64    `json:"start_time"` // of the supervisor, in clock ticks since boot
-	Generation int       `json:"generation"`
-	Status     string    `json:"status"`
-	Payload    int       `json:"payload_pid,omitempty"`
-	Since      time.Time `json:"since"` // when the payload last started
-	Restarts   int       `json:"restarts"`
-	Exits      []Exit    `json:"exits,omitempty"` // newest last
-	Error      string    `json:"error,omitempty"` // why it failed or stopped restarting
-	Updated    time.Time `json:"updated"`
+	Pid        int            `json:"pid"`        // the supervisor
+	StartTime  uint64         `json:"start_time"` // of the supervisor, in clock ticks since boot
+	Generation int            `json:"generation"`
+	Status     planner.Status `json:"status"`
+	Payload    int            `json:"payload_pid,omitempty"`
+	Since      time.Time      `json:"since"` // when the payload last started
+	Restarts   int            `json:"restarts"`
+	Exits      []Exit         `json:"exits,omitempty"` // newest last
+	// Error says why the payload failed, stopped restarting, or is unready.
+	Error   string    `json:"error,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
 // RecordPath is the supervisor record of the sandbox directory dir.
@@ -69,5 +59,5 @@ func WriteRecord(dir string, r *Record) error {
 	if err != nil {
 		return err
 	}
-	return state.WriteFileAtomic(RecordPath(dir), append(b, '\n'), 0o644)
+	return state.WriteFileAtomic(RecordPath(dir), append(b, '\n'), 0o600)
 }

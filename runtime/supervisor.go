@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,9 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/sbx-dev/sbx/planner"
+	"github.com/sbx-dev/sbx/runtime/spec"
 )
 
 // SupervisorOptions tune a supervisor; the zero value is the design's behaviour.
@@ -22,141 +26,219 @@ type SupervisorOptions struct {
 	Backoff     *Backoff
 }
 
-// Supervise runs the sandbox of spec with driver d until ctx is cancelled (SIGTERM to the
+// supervisor is the state of one Supervise call.
+type supervisor struct {
+	spec    *spec.RunSpec
+	d       Driver
+	log     *slog.Logger
+	now     func() time.Time
+	backoff *Backoff
+	out     *StampWriter
+	rec     *Record
+}
+
+// Supervise runs the sandbox of s with driver d until ctx is cancelled (SIGTERM to the
 // supervisor): it starts the payload, streams its console into the rotating console log,
 // runs the ready probe, applies the restart policy with backoff and records every exit in
 // the supervisor record. On cancellation it stops the payload — SIGTERM, stop_timeout, then
-// SIGKILL — and cleans up after it. It returns an error only when the payload could not be
-// started the first time.
-func Supervise(ctx context.Context, spec *RunSpec, d Driver, opts SupervisorOptions) error {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// SIGKILL — and releases what the driver made. It returns an error only when the payload
+// could not be started the first time.
+func Supervise(ctx context.Context, s *spec.RunSpec, d Driver, opts SupervisorOptions) error {
+	sv := &supervisor{spec: s, d: d, log: opts.Logger, now: opts.Now, backoff: opts.Backoff}
+	if sv.log == nil {
+		sv.log = slog.New(slog.DiscardHandler)
 	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+	if sv.now == nil {
+		sv.now = time.Now
 	}
-	backoff := opts.Backoff
-	if backoff == nil {
-		backoff = NewBackoff()
+	if sv.backoff == nil {
+		sv.backoff = NewBackoff()
 	}
-	console, err := OpenRotatingFile(consolePath(spec.Dir), opts.ConsoleMax, max(opts.ConsoleKeep, DefaultConsoleKeep))
+	console, err := OpenRotatingFile(consolePath(s.Dir), opts.ConsoleMax, max(opts.ConsoleKeep, DefaultConsoleKeep))
 	if err != nil {
-		return err
+		return fmt.Errorf("open the console log of %s: %w", s.Name, err)
 	}
 	defer console.Close()
-	out := &StampWriter{W: console, Now: now}
-	note := func(format string, args ...any) {
-		fmt.Fprintf(out, "[sbx] "+format+"\n", args...)
-	}
+	sv.out = &StampWriter{W: console, Now: sv.now}
 
-	rec := &Record{Pid: os.Getpid(), StartTime: opts.StartTime, Generation: spec.Generation, Status: StatusStarting}
-	if old, _ := ReadRecord(spec.Dir); old != nil && old.Generation == spec.Generation {
+	sv.rec = &Record{Pid: os.Getpid(), StartTime: opts.StartTime, Generation: s.Generation, Status: planner.StatusStarting}
+	if old, _ := ReadRecord(s.Dir); old != nil && old.Generation == s.Generation {
 		// Same generation started again (sbx up after a crash): keep its history.
-		rec.Restarts, rec.Exits = old.Restarts, old.Exits
+		sv.rec.Restarts, sv.rec.Exits = old.Restarts, old.Exits
 	}
-	save := func() {
-		rec.Updated = now()
-		if err := WriteRecord(spec.Dir, rec); err != nil {
-			log.Warn("write supervisor record", "err", err)
-		}
-	}
-	save()
-	defer func() {
-		if err := d.Cleanup(context.WithoutCancel(ctx), spec); err != nil {
-			log.Warn("cleanup", "err", err)
-			note("cleanup: %v", err)
-		}
-	}()
+	sv.save()
 
 	for first := true; ; first = false {
-		offset := consoleSize(spec.Dir)
-		note("starting generation %d", spec.Generation)
-		inst, err := d.Start(context.WithoutCancel(ctx), spec, out)
+		// A log probe judges only what this run prints, from before it starts.
+		offset := consoleSize(s.Dir)
+		inst, err := sv.start()
 		if err != nil {
-			note("start failed: %v", err)
-			rec.Status, rec.Error = StatusFailed, err.Error()
-			save()
 			if first {
 				return err
 			}
 			return nil
 		}
-		started := now()
-		rec.Status, rec.Payload, rec.Since, rec.Error = StatusRunning, inst.Pid(), started, ""
-		save()
-
-		exited := make(chan Exit, 1)
-		go func() { exited <- inst.Wait() }()
-
-		probeCtx, cancelProbe := context.WithCancel(ctx)
-		probeDone := make(chan error, 1)
-		if probe := probeFor(spec, offset, d); probe != nil {
-			go func() {
-				probeDone <- WaitReady(probeCtx, probe, spec.Sandbox.Ready.Timeout, spec.Sandbox.Ready.Interval, nil)
-			}()
-		} else {
-			probeDone <- nil
+		ex, stopped := sv.run(ctx, inst, offset)
+		if err := inst.Close(context.WithoutCancel(ctx)); err != nil {
+			sv.note("release: %v", err)
 		}
-
-		var ex Exit
-	wait:
-		for {
-			select {
-			case err := <-probeDone:
-				probeDone = nil
-				if err == nil {
-					rec.Status = StatusReady
-					save()
-				} else if ctx.Err() == nil {
-					note("not ready: %v", err)
-					rec.Error = err.Error()
-					save()
-				}
-			case ex = <-exited:
-				break wait
-			case <-ctx.Done():
-				cancelProbe()
-				rec.Status = StatusStopping
-				save()
-				ex = stop(inst, exited, spec.Sandbox.StopTimeout, note)
-				rec.Exits = append(rec.Exits, ex)
-				rec.Status, rec.Payload = StatusStopped, 0
-				save()
-				note("stopped (%s)", describeExit(ex))
-				return nil
-			}
-		}
-		cancelProbe()
-		rec.Exits = append(rec.Exits, ex)
-		rec.Payload = 0
-		if !ShouldRestart(spec.Sandbox.Restart, ex.Code, ex.Signal != "", false) {
-			rec.Status = StatusExited
-			save()
-			note("%s; restart policy %q: not restarting", describeExit(ex), spec.Sandbox.Restart)
+		if stopped {
+			sv.rec.Status = planner.StatusStopped
+			sv.save()
+			sv.note("stopped (%s)", describeExit(ex))
 			return nil
 		}
-		delay := backoff.Next(ex.At.Sub(started))
-		rec.Status = StatusRestarting
-		save()
-		note("%s; restarting in %s (policy %q)", describeExit(ex), delay, spec.Sandbox.Restart)
-		// The payload is gone, but what it left outside its process (a cgroup, a link) must
-		// not leak into the next run.
-		if err := d.Cleanup(ctx, spec); err != nil {
-			note("cleanup: %v", err)
+		if !sv.waitRestart(ctx, ex) {
+			return nil
 		}
-		t := time.NewTimer(delay)
+	}
+}
+
+func (sv *supervisor) note(format string, args ...any) {
+	fmt.Fprintf(sv.out, "[sbx] "+format+"\n", args...)
+}
+
+func (sv *supervisor) save() {
+	sv.rec.Updated = sv.now()
+	if err := WriteRecord(sv.spec.Dir, sv.rec); err != nil {
+		sv.log.Warn("write supervisor record", "err", err)
+	}
+}
+
+// start starts the payload once, recording a failure.
+func (sv *supervisor) start() (Instance, error) {
+	sv.note("starting generation %d", sv.spec.Generation)
+	// The supervisor's own context ends when it is told to stop; a start in progress runs to
+	// its end, so that what it made is owned by an instance that is then closed.
+	inst, err := sv.d.Start(context.Background(), sv.spec, sv.out)
+	if err != nil {
+		sv.note("start failed: %v", err)
+		sv.rec.Status, sv.rec.Error = planner.StatusFailed, err.Error()
+		sv.save()
+		return nil, err
+	}
+	sv.rec.Status, sv.rec.Payload, sv.rec.Since, sv.rec.Error = planner.StatusStarting, inst.Pid(), sv.now(), ""
+	if sv.spec.Ready == nil {
+		sv.rec.Status = planner.StatusRunning
+	}
+	sv.save()
+	return inst, nil
+}
+
+// run waits for the payload to end, probing its readiness meanwhile. When ctx ends first it
+// stops the payload and reports stopped.
+func (sv *supervisor) run(ctx context.Context, inst Instance, offset int64) (ex Exit, stopped bool) {
+	exited := make(chan Exit, 1)
+	go func() {
+		ex, _ := inst.Wait(context.Background())
+		exited <- ex
+	}()
+	probeCtx, cancelProbe := context.WithCancel(ctx)
+	defer cancelProbe()
+	ready := make(chan readiness, 4)
+	if probe := probeFor(sv.spec, offset, inst); probe != nil {
+		go watchReadiness(probeCtx, probe, sv.spec.Ready, ready)
+	}
+	for {
+		select {
+		case r := <-ready:
+			sv.readiness(r)
+		case ex = <-exited:
+			sv.rec.Exits = append(sv.rec.Exits, ex)
+			sv.rec.Payload = 0
+			return ex, false
+		case <-ctx.Done():
+			cancelProbe()
+			sv.rec.Status = planner.StatusStopping
+			sv.save()
+			ex = stop(inst, exited, sv.spec.StopTimeout, sv.note)
+			sv.rec.Exits = append(sv.rec.Exits, ex)
+			sv.rec.Payload = 0
+			return ex, true
+		}
+	}
+}
+
+// readiness records a probe outcome: ready, or unready with the reason (said once).
+func (sv *supervisor) readiness(r readiness) {
+	if r.err == nil {
+		if sv.rec.Status == planner.StatusUnready {
+			sv.note("ready after all (%s)", sv.spec.Ready)
+		}
+		sv.rec.Status, sv.rec.Error = planner.StatusReady, ""
+	} else {
+		if sv.rec.Status != planner.StatusUnready {
+			sv.note("unready: %v; probing again every %s", r.err, retryInterval(sv.spec.Ready))
+		}
+		sv.rec.Status, sv.rec.Error = planner.StatusUnready, r.err.Error()
+	}
+	sv.save()
+}
+
+// waitRestart applies the restart policy to ex and waits out the backoff. It reports
+// whether to start again.
+func (sv *supervisor) waitRestart(ctx context.Context, ex Exit) bool {
+	if !ShouldRestart(string(sv.spec.Restart), ex.Code, ex.Signal != "", false) {
+		sv.rec.Status = planner.StatusExited
+		if !ex.Failed() {
+			sv.rec.Status = planner.StatusStopped
+		}
+		sv.save()
+		sv.note("%s; restart policy %q: not restarting", describeExit(ex), sv.spec.Restart)
+		return false
+	}
+	delay := sv.backoff.Next(ex.At.Sub(sv.rec.Since))
+	sv.rec.Status = planner.StatusRestarting
+	sv.save()
+	sv.note("%s; restarting in %s (policy %q)", describeExit(ex), delay, sv.spec.Restart)
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		sv.rec.Status = planner.StatusStopped
+		sv.save()
+		sv.note("stopped while waiting to restart")
+		return false
+	case <-t.C:
+	}
+	sv.rec.Restarts++
+	return true
+}
+
+// readiness is one outcome of the ready probe.
+type readiness struct{ err error }
+
+// retryInterval is how often an unready sandbox is probed again: its interval, at least a
+// second, so a sandbox that never becomes ready costs little.
+func retryInterval(r *spec.Ready) time.Duration { return max(r.Interval, time.Second) }
+
+// watchReadiness waits for the probe to pass within the ready timeout. When it does not, the
+// sandbox is unready and the probe is tried again every retryInterval until it passes (or ctx
+// ends), so a sandbox that got there late is seen ready.
+func watchReadiness(ctx context.Context, probe Probe, r *spec.Ready, out chan<- readiness) {
+	err := WaitReady(ctx, probe, r.Timeout, r.Interval, nil)
+	if ctx.Err() != nil {
+		return
+	}
+	out <- readiness{err}
+	if err == nil {
+		return
+	}
+	t := time.NewTicker(retryInterval(r))
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			rec.Status = StatusStopped
-			save()
-			note("stopped while waiting to restart")
-			return nil
+			return
 		case <-t.C:
 		}
-		rec.Restarts++
+		attempt, cancel := context.WithTimeout(ctx, retryInterval(r))
+		err := probe.Check(attempt)
+		cancel()
+		if err == nil {
+			out <- readiness{nil}
+			return
+		}
 	}
 }
 
@@ -197,60 +279,41 @@ func consoleSize(dir string) int64 {
 	return st.Size()
 }
 
-// probeFor builds the ready probe of spec, as seen from the host: a tcp probe connects to the
-// guest port through the driver when it can (GuestDialer), else to the published host port
-// of that guest port, else to the sandbox's IP in its group. logOffset makes a log probe
-// ignore what earlier runs printed.
-func probeFor(spec *RunSpec, logOffset int64, d Driver) Probe {
-	r := spec.Sandbox.Ready
-	if r == nil {
-		return nil
-	}
+// probeFor builds the ready probe of s. Probes reach the sandbox itself through the
+// instance (its group IP or its network namespace), never a published host port, whose proxy
+// accepts before the guest listens. logOffset makes a log probe ignore what earlier runs
+// printed.
+func probeFor(s *spec.RunSpec, logOffset int64, inst Instance) Probe {
+	r := s.Ready
 	switch {
+	case r == nil:
+		return nil
 	case r.TCP != 0:
-		if gd, ok := d.(GuestDialer); ok {
-			return TCPProbe{Addr: "guest port " + strconv.Itoa(r.TCP), Dial: func(ctx context.Context) (net.Conn, error) {
-				return gd.DialGuest(ctx, spec, r.TCP)
-			}}
-		}
-		for _, p := range spec.Sandbox.Ports {
-			if p.Guest == r.TCP && p.Protocol != "udp" {
-				host := p.HostIP
-				if host == "" || host == "0.0.0.0" {
-					host = "127.0.0.1"
-				} else if host == "::" {
-					host = "::1"
-				}
-				return TCPProbe{Addr: net.JoinHostPort(host, strconv.Itoa(p.Host))}
-			}
-		}
-		if ip := spec.Sandbox.Network.IP; ip.IsValid() {
-			return TCPProbe{Addr: net.JoinHostPort(ip.String(), strconv.Itoa(r.TCP))}
-		}
-		return unreachableProbe{port: r.TCP}
-	case r.HTTP != "":
-		return HTTPProbe{URL: r.HTTP}
+		return TCPProbe{Addr: "guest port " + strconv.Itoa(r.TCP), Dial: func(ctx context.Context) (net.Conn, error) {
+			return inst.DialGuest(ctx, r.TCP)
+		}}
+	case r.HTTP != nil:
+		return HTTPProbe{Spec: *r.HTTP, Dial: func(ctx context.Context) (net.Conn, error) {
+			return inst.DialGuest(ctx, r.HTTP.Port)
+		}}
 	case r.Log != "":
 		re, err := regexp.Compile(r.Log)
 		if err != nil {
-			return unreachableProbe{err: err}
+			return failingProbe{what: "log /" + r.Log + "/", err: err}
 		}
-		return LogProbe{Path: consolePath(spec.Dir), Pattern: re, Offset: logOffset}
+		return LogProbe{Path: consolePath(s.Dir), Pattern: re, Offset: logOffset}
 	}
 	return nil
 }
 
-// unreachableProbe never succeeds: the probe cannot be checked from the host.
-type unreachableProbe struct {
-	port int
+// failingProbe never succeeds.
+type failingProbe struct {
+	what string
 	err  error
 }
 
-func (p unreachableProbe) Check(context.Context) error {
-	if p.err != nil {
-		return p.err
-	}
-	return fmt.Errorf("guest port %d is neither published with a port block nor reachable by a group IP", p.port)
-}
+func (p failingProbe) Check(context.Context) error { return p.err }
+func (p failingProbe) String() string              { return p.what }
 
-func (p unreachableProbe) String() string { return "tcp " + strconv.Itoa(p.port) }
+// errNoReport means the supervisor never said how its sandbox is doing.
+var errNoReport = errors.New("the supervisor did not report")

@@ -23,7 +23,7 @@ type Globals struct {
 	Chdir       kong.ChangeDirFlag `short:"C" help:"Change to DIR before doing anything." placeholder:"DIR"`
 	Var         []string           `sep:"none" help:"Set a variable, overriding every other source (repeatable)." placeholder:"NAME=VALUE"`
 	VarFile     []string           `sep:"none" help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)." placeholder:"FILE"`
-	Driver      string             `help:"Sandbox driver: krun (microVMs, the default) or ns (Linux namespaces, for hosts without KVM)." enum:"krun,ns," default:"" env:"SBX_DRIVER"`
+	Driver      string             `help:"Sandbox driver: krun (microVMs, the default) or ns (Linux namespaces, for hosts without KVM)." default:"" env:"SBX_DRIVER"`
 	LogLevel    string             `help:"Log level: debug, info, warn or error." enum:"debug,info,warn,error" default:"warn"`
 	NoColor     bool               `help:"Never use colours (also: NO_COLOR set, or output not a terminal)."`
 	LockTimeout time.Duration      `help:"How long to wait for another sbx holding the project's state lock." default:"30s"`
@@ -50,6 +50,9 @@ func newApp(g *Globals, stdout, stderr io.Writer) (*app, error) {
 		tty:    isTerminal(stdout),
 		color:  !noColor && isTerminal(stdout),
 		ecolor: !noColor && isTerminal(stderr),
+	}
+	if g.Driver != "" && !lang.ValidDriver(g.Driver) {
+		return nil, fmt.Errorf("--driver (or SBX_DRIVER) %q: use %s", g.Driver, strings.Join(lang.DriverNames(), " or "))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(g.LogLevel)); err != nil {

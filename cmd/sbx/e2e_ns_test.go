@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sbx-dev/sbx/runtime"
 	"github.com/sbx-dev/sbx/runtime/nsnet"
 )
 
@@ -135,6 +136,8 @@ sandbox "loner" {
 	if strings.Contains(logs, "loner-reached-web") {
 		t.Errorf("a scope none sandbox reached the group")
 	}
+	// Host-side names carry the project's identity: its name and a hash of its directory.
+	project = runtime.ProjectID(project, p.dir)
 	res, err := nsnet.List(context.Background(), project)
 	if err != nil || res.Empty() {
 		t.Fatalf("no network resources while running: %+v %v", res, err)

@@ -29,7 +29,7 @@ func (a *app) driverName(cfg *lang.Config) string {
 	case cfg != nil && cfg.Project.Driver != "":
 		return cfg.Project.Driver
 	}
-	return "krun"
+	return lang.DefaultDriver
 }
 
 // project returns the runtime's view of the project of cfg.

@@ -22,7 +22,7 @@ type psCmd struct {
 // psRow is one sandbox in sbx ps; its JSON form is the --json schema.
 type psRow struct {
 	Name     string    `json:"name"`
-	State    string    `json:"state"` // running, ready, starting, restarting, stopped, crashed
+	State    string    `json:"state"` // a planner.Status: starting, running, ready, unready, restarting, stopping, stopped, exited, failed, crashed
 	Pid      int       `json:"pid,omitempty"`
 	Since    time.Time `json:"since,omitzero"`
 	Uptime   string    `json:"uptime,omitempty"`
@@ -32,6 +32,8 @@ type psRow struct {
 	IP       string    `json:"ip,omitempty"`
 	Restarts int       `json:"restarts"`
 	Exit     string    `json:"last_exit,omitempty"`
+	// Reason says why an unready sandbox is not ready: its probe's last failure.
+	Reason string `json:"reason,omitempty"`
 }
 
 func (c *psCmd) Run(a *app) error {
@@ -63,7 +65,10 @@ func (c *psCmd) Run(a *app) error {
 			img += "@" + shortDigest(r.Digest)
 		}
 		state := r.State
-		if r.Exit != "" && (r.State == "crashed" || r.State == "stopped") {
+		switch {
+		case r.Reason != "":
+			state += ": " + r.Reason
+		case r.Exit != "" && !planner.Status(r.State).Live():
 			state += " (" + r.Exit + ")"
 		}
 		table = append(table, []string{r.Name, state, pid, orDash(r.Uptime), orDash(strings.Join(r.Ports, ",")), img, strconv.Itoa(r.Restarts)})
@@ -105,9 +110,9 @@ func (a *app) stateColor(s string) string {
 	switch {
 	case strings.HasPrefix(s, "ready"), strings.HasPrefix(s, "running"):
 		return a.paint(a.color, green, s)
-	case strings.HasPrefix(s, "crashed"):
+	case strings.HasPrefix(s, "crashed"), strings.HasPrefix(s, "failed"), strings.HasPrefix(s, "exited"), strings.HasPrefix(s, "unready"):
 		return a.paint(a.color, red, s)
-	case strings.HasPrefix(s, "starting"), strings.HasPrefix(s, "restarting"):
+	case strings.HasPrefix(s, "starting"), strings.HasPrefix(s, "restarting"), strings.HasPrefix(s, "stopping"):
 		return a.paint(a.color, yellow, s)
 	}
 	return s
@@ -135,8 +140,11 @@ func psRows(dir string, now time.Time) ([]psRow, error) {
 				row.Exit = exitText(sup.Exits[n-1])
 			}
 		}
-		row.State = psState(obs[name], rec, sup)
-		if obs[name] == planner.StatusRunning {
+		row.State = string(psState(obs[name], rec, sup))
+		if row.State == string(planner.StatusUnready) && sup != nil {
+			row.Reason = sup.Error
+		}
+		if obs[name].Live() {
 			row.Pid = rec.Pid
 			if sup != nil && sup.Pid == rec.Pid && !sup.Since.IsZero() && sup.Payload != 0 {
 				row.Since = sup.Since
@@ -148,41 +156,14 @@ func psRows(dir string, now time.Time) ([]psRow, error) {
 	return rows, nil
 }
 
-func psState(observed planner.Status, rec *planner.Record, sup *runtime.Record) string {
-	switch observed {
-	case planner.StatusStopped:
-		return "stopped"
-	case planner.StatusCrashed:
-		return "crashed"
+// psState is the sandbox's status in the shared vocabulary (planner.Status), from what was
+// observed on the machine; a sandbox whose supervisor has not written its record yet is
+// starting.
+func psState(observed planner.Status, rec *planner.Record, sup *runtime.Record) planner.Status {
+	if observed.Live() && observed != planner.StatusUnknown && (sup == nil || sup.Pid != rec.Pid) {
+		return planner.StatusStarting
 	}
-	if sup == nil || sup.Pid != rec.Pid {
-		return "starting"
-	}
-	probe := rec.Spec.Ready != nil
-	switch sup.Status {
-	case runtime.StatusReady:
-		if probe {
-			return "ready"
-		}
-		return "running"
-	case runtime.StatusRunning, runtime.StatusStarting:
-		if probe {
-			return "starting"
-		}
-		return "running"
-	case runtime.StatusRestarting:
-		return "restarting"
-	case runtime.StatusExited:
-		if n := len(sup.Exits); n > 0 && !sup.Exits[n-1].Failed() {
-			return "stopped"
-		}
-		return "crashed"
-	case runtime.StatusFailed:
-		return "crashed"
-	case runtime.StatusStopping, runtime.StatusStopped:
-		return "stopped"
-	}
-	return sup.Status
+	return observed
 }
 
 func ports(ps []lang.Port) []string {

@@ -118,11 +118,5 @@ func (a *app) preflight(ctx context.Context, driver string) error {
 	if err != nil {
 		return err
 	}
-	if err := d.Preflight(ctx, nil); err != nil {
-		if driver == "krun" {
-			return fmt.Errorf("%w\n(on a host without KVM or libkrun, run with --driver ns, SBX_DRIVER=ns or project { driver = \"ns\" })", err)
-		}
-		return err
-	}
-	return nil
+	return d.CheckHost(ctx)
 }
