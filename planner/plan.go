@@ -45,6 +45,9 @@ type Plan struct {
 	Steps []Step
 	// Problems are the static checks that failed; a plan with problems must not be applied.
 	Problems []Problem
+	// Selected are the sandboxes of the Sandboxfile the plan is about: every one, or the
+	// targets and (unless NoDeps) their dependencies; in dependency order.
+	Selected []string
 }
 
 // Step is one action on one sandbox. A sandbox has at most one step per plan, so steps are
@@ -221,10 +224,11 @@ func Compute(cfg *lang.Config, st *State, opts ...Option) (*Plan, error) {
 	}
 
 	p := &Plan{
-		Lineage: st.Lineage,
-		Serial:  st.Serial,
-		Targets: slices.Clone(o.targets),
-		NoDeps:  o.noDeps && len(o.targets) > 0,
+		Selected: slices.Clone(selected),
+		Lineage:  st.Lineage,
+		Serial:   st.Serial,
+		Targets:  slices.Clone(o.targets),
+		NoDeps:   o.noDeps && len(o.targets) > 0,
 	}
 	status := func(name string) Status {
 		if s, ok := o.observed[name]; ok && s != "" {
@@ -362,7 +366,7 @@ func diff(sb *lang.Sandbox, rec *Record, status Status, digest, driver string) (
 		for _, c := range step.Changes {
 			if c.ForcesReplacement {
 				step.Action = ActionReplace
-				step.Reason = "spec changed"
+				step.Reason = replaceReason(len(changed) > 0, digestChanged, driverChanged)
 				break
 			}
 		}
@@ -384,6 +388,22 @@ func diff(sb *lang.Sandbox, rec *Record, status Status, digest, driver string) (
 		return step, true
 	}
 	return step, false
+}
+
+// replaceReason says why a sandbox is replaced: its declared spec, its image's digest (a
+// rebuilt or re-pulled image), its driver.
+func replaceReason(spec, digest, driver bool) string {
+	var why []string
+	if spec {
+		why = append(why, "spec changed")
+	}
+	if digest {
+		why = append(why, "image digest")
+	}
+	if driver {
+		why = append(why, "driver")
+	}
+	return strings.Join(why, ", ")
 }
 
 // statusReason says why a sandbox is not running.

@@ -357,3 +357,60 @@ func (e *Engine) update(step *planner.Step) error {
 		st.Sandboxes[step.Sandbox] = rec
 	})
 }
+
+// AwaitReady waits for the live sandboxes of names (all of the state when empty) that are
+// not ready yet — starting, or unready after a failed probe — to become ready, each for at
+// most its probe's timeout, and returns the error of each that did not. So an up that changes
+// nothing still says, with its exit code, that a sandbox is not ready.
+func (e *Engine) AwaitReady(ctx context.Context, names []string) map[string]error {
+	e.defaults()
+	st, err := e.Lock.Read()
+	if err != nil {
+		return map[string]error{"": err}
+	}
+	if len(names) == 0 {
+		names = st.Names()
+	}
+	errs := map[string]error{}
+	obs := e.Project.Observe(st)
+	for _, name := range names {
+		rec := st.Record(name)
+		if rec == nil || (obs[name] != planner.StatusUnready && obs[name] != planner.StatusStarting) {
+			continue
+		}
+		dir := e.Project.SandboxDir(name)
+		rs, err := ReadRunSpec(dir)
+		if err != nil || rs.Ready == nil {
+			continue
+		}
+		if err := waitReadyAgain(ctx, dir, rec.Pid, rs.Ready.Timeout); err != nil {
+			errs[name] = err
+		}
+	}
+	return errs
+}
+
+// waitReadyAgain waits up to timeout for the supervisor of dir to report its sandbox ready.
+func waitReadyAgain(ctx context.Context, dir string, pid int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		rec, _ := ReadRecord(dir)
+		if rec == nil || rec.Pid != pid {
+			return errSupervisorGone
+		}
+		if rec.Status == planner.StatusReady {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if rec.Status == planner.StatusUnready {
+				return fmt.Errorf("%w: %s (it is probed again: sbx ps shows when it becomes ready)", ErrUnready, rec.Error)
+			}
+			return fmt.Errorf("%w: %s after %s", ErrUnready, rec.Status, timeout)
+		case <-tick.C:
+		}
+	}
+}

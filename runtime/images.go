@@ -48,3 +48,26 @@ func (s StoreImages) Ensure(ctx context.Context, ref string) (*Image, error) {
 		},
 	}, nil
 }
+
+// Digests returns the manifest digest each image reference would run with, as far as this
+// machine knows without the network: what the store holds for a registry reference or a
+// docker archive (a tag that moved is seen after sbx pull or up --pull, never silently), and
+// what an OCI layout on disk says now (reading its index is cheap, and a rebuilt layout is
+// what the user means). References the store has never seen, and dir: images, are left out:
+// the plan then keeps the recorded digest.
+func (s StoreImages) Digests(ctx context.Context, refs []string) map[string]string {
+	out := map[string]string{}
+	for _, ref := range refs {
+		var d string
+		var err error
+		if strings.HasPrefix(ref, "oci-layout:") {
+			d, err = s.Store.Resolve(ctx, ref)
+		} else {
+			d, err = s.Store.Digest(ctx, ref)
+		}
+		if err == nil && d != "" {
+			out[ref] = d
+		}
+	}
+	return out
+}

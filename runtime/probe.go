@@ -145,8 +145,12 @@ func WaitReady(ctx context.Context, probe Probe, timeout, interval time.Duration
 	defer t.Stop()
 	var last error
 	for {
-		attempt, cancelAttempt := context.WithTimeout(ctx, max(interval, time.Second))
+		perAttempt := max(interval, time.Second)
+		attempt, cancelAttempt := context.WithTimeout(ctx, perAttempt)
 		last = probe.Check(attempt)
+		if last != nil && attempt.Err() != nil && ctx.Err() == nil {
+			last = fmt.Errorf("no answer within %s", perAttempt)
+		}
 		cancelAttempt()
 		if last == nil {
 			return nil

@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/planner"
 	"github.com/sbx-dev/sbx/runtime"
+	"github.com/sbx-dev/sbx/runtime/image"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
 
@@ -67,6 +69,7 @@ func (a *app) loadWithState() (*lang.Config, *planner.State, error) {
 // the recorded supervisors, bound ports and mount sources.
 func (a *app) computePlan(cfg *lang.Config, st *planner.State, targets []string, noDeps bool) (*planner.Plan, error) {
 	p, err := planner.Compute(cfg, st,
+		planner.WithDigests(a.knownDigests(cfg)),
 		planner.WithTargets(targets...),
 		planner.WithNoDeps(noDeps),
 		planner.WithDriver(a.driverName(cfg)),
@@ -78,4 +81,29 @@ func (a *app) computePlan(cfg *lang.Config, st *planner.State, targets []string,
 		return nil, fmt.Errorf("%w (sandboxes are named by their block label: sandbox \"NAME\")", err)
 	}
 	return p, err
+}
+
+// knownDigests is the manifest digest of every image of cfg as this machine knows it (see
+// runtime.StoreImages.Digests), so that a new digest replaces the sandboxes that use it. A
+// machine without an image store knows none.
+func (a *app) knownDigests(cfg *lang.Config) map[string]string {
+	root, err := image.DefaultRoot(os.Getenv)
+	if err != nil {
+		return nil
+	}
+	if _, err := os.Stat(root); err != nil {
+		return nil
+	}
+	store, err := a.imageStore()
+	if err != nil {
+		a.log.Warn("image digests unknown", "err", err)
+		return nil
+	}
+	var refs []string
+	for _, sb := range cfg.Sandboxes {
+		refs = append(refs, sb.Image)
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return runtime.StoreImages{Store: store}.Digests(ctx, refs)
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 
+	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/runtime/image"
 )
 
@@ -23,25 +26,36 @@ func (c *pullCmd) Run(a *app) error {
 		if err != nil {
 			return err
 		}
-		seen := map[string]bool{}
-		names := c.Targets
-		if len(names) == 0 {
-			for _, s := range cfg.Sandboxes {
-				names = append(names, s.Name)
-			}
-		}
-		for _, n := range names {
-			sb := cfg.Sandbox(n)
-			if sb == nil {
+		for _, n := range c.Targets {
+			if cfg.Sandbox(n) == nil {
 				return fmt.Errorf("no sandbox %q in %s", n, displayPath(cfg.File))
 			}
-			if !seen[sb.Image] {
-				seen[sb.Image] = true
-				refs = append(refs, sb.Image)
-			}
+		}
+		refs = imageRefs(cfg, c.Targets)
+	}
+	return a.pullAll(ctx, refs, c.Parallel, true, image.WithInsecureRegistries(c.InsecureRegistry))
+}
+
+// imageRefs lists the images of the named sandboxes (all when names is empty), each once.
+func imageRefs(cfg *lang.Config, names []string) []string {
+	var refs []string
+	seen := map[string]bool{}
+	for _, sb := range cfg.Sandboxes {
+		if len(names) > 0 && !slices.Contains(names, sb.Name) {
+			continue
+		}
+		if !seen[sb.Image] {
+			seen[sb.Image] = true
+			refs = append(refs, sb.Image)
 		}
 	}
-	store, err := a.imageStore(image.WithInsecureRegistries(c.InsecureRegistry))
+	return refs
+}
+
+// pullAll pulls refs, parallel at a time, with progress; with report it prints each
+// reference's digest once done.
+func (a *app) pullAll(ctx context.Context, refs []string, parallel int, report bool, opts ...image.Option) error {
+	store, err := a.imageStore(opts...)
 	if err != nil {
 		return err
 	}
@@ -51,7 +65,7 @@ func (c *pullCmd) Run(a *app) error {
 		err error
 	}
 	results := make([]result, len(refs))
-	sem := make(chan struct{}, max(c.Parallel, 1))
+	sem := make(chan struct{}, max(parallel, 1))
 	done := make(chan int)
 	for i, ref := range refs {
 		go func() {
@@ -70,6 +84,9 @@ func (c *pullCmd) Run(a *app) error {
 	for i, r := range results {
 		if r.err != nil {
 			errs = append(errs, r.err)
+			continue
+		}
+		if !report {
 			continue
 		}
 		d := r.img.Digest

@@ -18,6 +18,7 @@ type upCmd struct {
 	Watch      bool          `help:"After applying, keep watching the Sandboxfile, its variable files and each sandbox's watch paths, and apply every change."`
 	Debounce   time.Duration `help:"With --watch: how long changes must settle before they are applied." default:"300ms"`
 	DownOnExit bool          `help:"With --watch: stop the sandboxes when watching ends (Ctrl-C)."`
+	Pull       bool          `help:"Pull every image first, so that a registry tag that moved (or a rebuilt local image) replaces the sandboxes using it."`
 }
 
 func (c *upCmd) Run(a *app) error {
@@ -78,6 +79,11 @@ func (c *upCmd) apply(ctx context.Context, a *app) (*upOutcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Pull {
+		if err := a.pullAll(ctx, imageRefs(cfg, c.Targets), c.Parallel, false); err != nil {
+			return nil, err
+		}
+	}
 	p, err := a.computePlan(cfg, st, c.Targets, c.NoDeps)
 	if err != nil {
 		return nil, err
@@ -85,16 +91,17 @@ func (c *upCmd) apply(ctx context.Context, a *app) (*upOutcome, error) {
 	if err := p.Render(a.stdout, a.color); err != nil {
 		return nil, err
 	}
-	out := &upOutcome{cfg: cfg, plan: p, res: &runtime.Result{}}
+	out := &upOutcome{cfg: cfg, plan: p, res: &runtime.Result{Errors: map[string]error{}}}
 	if p.Err() != nil {
 		return nil, exitError{1} // the rendered plan says why
-	}
-	if !p.HasChanges() {
-		return out, nil
 	}
 	e, err := a.engine(cfg, l, c.Parallel)
 	if err != nil {
 		return nil, err
+	}
+	if !p.HasChanges() {
+		out.res.Errors = e.AwaitReady(ctx, p.Selected)
+		return out, nil
 	}
 	if err := a.preflight(ctx, e.Driver); err != nil {
 		return nil, err
@@ -105,6 +112,15 @@ func (c *upCmd) apply(ctx context.Context, a *app) (*upOutcome, error) {
 		return nil, err
 	}
 	out.res = res
+	var waiting []string
+	for _, name := range p.Selected {
+		if _, failed := res.Errors[name]; !failed {
+			waiting = append(waiting, name)
+		}
+	}
+	for name, err := range e.AwaitReady(ctx, waiting) {
+		res.Errors[name] = err
+	}
 	return out, nil
 }
 
