@@ -19,7 +19,7 @@ import (
 
 // Globals are the flags every command accepts (design.md §2).
 type Globals struct {
-	File        string             `short:"f" help:"Path of the Sandboxfile." default:"Sandboxfile" placeholder:"PATH"`
+	File        string             `short:"f" help:"Path of the Sandboxfile (default: the nearest Sandboxfile in this directory or a parent). Before the command: after 'logs', -f means --follow." default:"Sandboxfile" placeholder:"PATH"`
 	Chdir       kong.ChangeDirFlag `short:"C" help:"Change to DIR before doing anything." placeholder:"DIR"`
 	Var         []string           `sep:"none" help:"Set a variable, overriding every other source (repeatable)." placeholder:"NAME=VALUE"`
 	VarFile     []string           `sep:"none" help:"Read variables from an HCL file of NAME = VALUE lines (repeatable)." placeholder:"FILE"`
@@ -86,8 +86,27 @@ func (a *app) exitCode(err error) int {
 }
 
 // sandboxfile is the absolute path of the Sandboxfile named by -f.
+// Without -f, the nearest Sandboxfile in the working directory or a parent is the project's,
+// as git and Terraform find theirs, so commands work from a subdirectory.
 func (a *app) sandboxfile() (string, error) {
-	return filepath.Abs(a.g.File)
+	path, err := filepath.Abs(a.g.File)
+	if err != nil {
+		return "", fmt.Errorf("the Sandboxfile's path %q: %w", a.g.File, err)
+	}
+	if a.g.File != lang.DefaultFilename {
+		return path, nil
+	}
+	for dir := filepath.Dir(path); ; {
+		candidate := filepath.Join(dir, lang.DefaultFilename)
+		if st, err := os.Stat(candidate); err == nil && st.Mode().IsRegular() {
+			return candidate, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return path, nil // none: the messages name the working directory's
+		}
+		dir = parent
+	}
 }
 
 // load reads and evaluates the Sandboxfile. Diagnostics are printed to stderr (warnings

@@ -203,6 +203,50 @@ func TestLogsShortFollowFlag(t *testing.T) {
 	}
 }
 
+// TestLogsHelpOneMeaningOfF: after "logs", -f is --follow, and its help says only that.
+func TestLogsHelpOneMeaningOfF(t *testing.T) {
+	out, _, code := runIn(t, t.TempDir(), "logs", "--help")
+	if code != 0 {
+		t.Fatalf("logs --help: exit %d", code)
+	}
+	if strings.Count(out, "-f,") != 1 || !strings.Contains(out, "-f, --follow") || strings.Contains(out, "-f, --file") {
+		t.Errorf("logs --help shows -f with more than one meaning:\n%s", out)
+	}
+	out, _, _ = runIn(t, t.TempDir(), "up", "--help")
+	if !strings.Contains(out, "-f, --file") {
+		t.Errorf("up --help lost -f for --file:\n%s", out)
+	}
+}
+
+// TestSandboxfileInAParentDirectory: commands run from a subdirectory of a project find its
+// Sandboxfile, as git and Terraform find theirs.
+func TestSandboxfileInAParentDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Sandboxfile"), []byte("sandbox \"web\" {\n  image = \"docker.io/library/busybox:1\"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "site", "assets")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runIn(t, sub, "validate")
+	if code != 0 || !strings.Contains(out, "1 sandbox") {
+		t.Fatalf("validate from a subdirectory: %d\n%s%s", code, out, errs)
+	}
+	out, errs, code = runIn(t, sub, "plan")
+	if code != 0 || !strings.Contains(out, "+ create sandbox.web") {
+		t.Fatalf("plan from a subdirectory: %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(sub, ".sbx")); err == nil {
+		t.Error("a .sbx directory was made in the subdirectory")
+	}
+	// An explicit -f is taken as given.
+	_, errs, code = runIn(t, sub, "-f", "Other", "validate")
+	if code != 1 || !strings.Contains(errs, filepath.Join(sub, "Other")) {
+		t.Errorf("-f Other from a subdirectory: %d %s", code, errs)
+	}
+}
+
 func TestVarFlagKeepsCommas(t *testing.T) {
 	dir := t.TempDir()
 	src := `variable "tags" {

@@ -15,7 +15,7 @@ import (
 
 type logsCmd struct {
 	Targets    []string `arg:"" optional:"" name:"sandbox" help:"Sandboxes whose console to show (default: all)."`
-	Follow     bool     `name:"follow" help:"Keep printing new lines, across log rotation and restarts (-f for short)."`
+	Follow     bool     `name:"follow" help:"Keep printing new lines, across log rotation and restarts."`
 	Tail       int      `help:"Show only the last N lines of each sandbox (-1: all)." default:"-1"`
 	Timestamps bool     `help:"Show when each line was written."`
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kong"
 )
@@ -57,6 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kong.Description(description),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: false}),
+		kong.Help(help),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
 		kong.Vars{"version": version},
@@ -91,6 +93,23 @@ func followFlag(args []string) []string {
 		}
 	}
 	return out
+}
+
+// help is kong's help, with one meaning of -f per command: after "logs" it is --follow, so
+// sbx logs --help shows it there and not on --file (which is written before the command).
+func help(options kong.HelpOptions, ctx *kong.Context) error {
+	if ctx.Selected() == nil || ctx.Selected().Name != "logs" {
+		return kong.DefaultHelpPrinter(options, ctx)
+	}
+	var b strings.Builder
+	out := ctx.Stdout
+	ctx.Stdout = &b
+	err := kong.DefaultHelpPrinter(options, ctx)
+	ctx.Stdout = out
+	text := strings.Replace(b.String(), "  -f, --file=PATH ", "      --file=PATH ", 1)
+	text = strings.Replace(text, "      --follow ", "  -f, --follow ", 1)
+	_, _ = io.WriteString(out, text)
+	return err
 }
 
 // parseAndRun isolates kong's Exit callback (help, usage errors) behind a recover so that run
