@@ -312,9 +312,9 @@ func (c *converter) service(svc types.ServiceConfig) *sandboxfile.Sandbox {
 		for _, k := range sortedKeys(svc.Ulimits) {
 			u := svc.Ulimits[k]
 			if u.Single != 0 {
-				sb.Rlimits[strings.ToUpper(k)] = strconv.Itoa(u.Single)
+				sb.Rlimits[strings.ToUpper(k)] = rlimit(u.Single)
 			} else {
-				sb.Rlimits[strings.ToUpper(k)] = fmt.Sprintf("%d:%d", u.Soft, u.Hard)
+				sb.Rlimits[strings.ToUpper(k)] = rlimit(u.Soft) + ":" + rlimit(u.Hard)
 			}
 		}
 	}
@@ -377,6 +377,14 @@ func (c *converter) unmapped(svc types.ServiceConfig) {
 			c.note(svc.Name, "deploy."+path, "no equivalent in sbx")
 		})
 	}
+}
+
+// rlimit writes one limit; Compose's -1 is unlimited.
+func rlimit(n int) string {
+	if n < 0 {
+		return "unlimited"
+	}
+	return strconv.Itoa(n)
 }
 
 func walk(m map[string]any, prefix string, f func(string, any)) {
@@ -673,6 +681,10 @@ func (c *converter) volumes(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {
 				c.note(svc.Name, key, "target %q is not an absolute path: left out", v.Target)
 				continue
 			}
+			if why := sensitiveHostPath(v.Source); why != "" {
+				c.note(svc.Name, key, "%s not mounted: %s", v.Source, why)
+				continue
+			}
 			m := &sandboxfile.Mount{Source: c.rel(v.Source), Target: v.Target, ReadOnly: v.ReadOnly}
 			if v.Bind != nil && v.Bind.SELinux != "" {
 				c.note(svc.Name, key, "SELinux relabelling (:%s) has no equivalent", v.Bind.SELinux)
@@ -694,6 +706,24 @@ func (c *converter) volumes(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {
 			c.note(svc.Name, key, "%s mount at %s has no equivalent", v.Type, v.Target)
 		}
 	}
+}
+
+// sensitiveHostPath says why a host path must not be mounted into a sandbox, or "".
+func sensitiveHostPath(p string) string {
+	p = filepath.Clean(p)
+	switch p {
+	case "/", "/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/var/run", "/run":
+		return "it would give the sandbox the host's " + p
+	}
+	if strings.HasSuffix(p, "/docker.sock") || strings.HasSuffix(p, "/podman.sock") || strings.HasSuffix(p, "/containerd.sock") {
+		return "a container engine's socket is root on the host"
+	}
+	for _, dir := range []string{"/.ssh", "/.gnupg", "/.aws", "/.kube"} {
+		if strings.HasSuffix(p, dir) || strings.Contains(p, dir+"/") {
+			return "it holds credentials"
+		}
+	}
+	return ""
 }
 
 func (c *converter) network(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {
