@@ -7,11 +7,14 @@
 package convert
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // MaxInputSize is the largest file an importer reads. Real compose and microsandbox files are
@@ -72,4 +75,74 @@ func ReadAll(r io.Reader, name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w: more than %d MiB; sbx reads files of at most %d MiB (is it the right file?)", name, ErrTooLarge, MaxInputSize>>20, MaxInputSize>>20)
 	}
 	return data, nil
+}
+
+// MaxYAMLNodes bounds the size of a YAML document once its aliases are expanded. The YAML
+// parsers expand aliases as they decode, so a few hundred bytes of nested aliases (the
+// "billion laughs") can stand for billions of nodes; a Compose file of 50 services has a few
+// thousand.
+const MaxYAMLNodes = 200_000
+
+// ErrYAMLBomb is returned (wrapped) by CheckYAML for a document whose aliases expand past
+// MaxYAMLNodes.
+var ErrYAMLBomb = errors.New("YAML aliases expand too far")
+
+// CheckYAML parses data without expanding aliases and refuses it when the expanded documents
+// would have more than MaxYAMLNodes nodes. A syntax error is returned as it is (the loader
+// that follows would report the same).
+func CheckYAML(data []byte, name string) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	total := 0
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		sizes := map[*yaml.Node]int{}
+		n, ok := expandedSize(&doc, sizes, map[*yaml.Node]bool{})
+		total += n
+		if !ok || total > MaxYAMLNodes {
+			return fmt.Errorf("%s: %w: its aliases (*name) expand to more than %d values; write the values out, or use fewer nested aliases", name, ErrYAMLBomb, MaxYAMLNodes)
+		}
+	}
+}
+
+// expandedSize counts the nodes of n with aliases expanded, stopping early past MaxYAMLNodes;
+// false means too large or an alias cycle.
+func expandedSize(n *yaml.Node, memo map[*yaml.Node]int, active map[*yaml.Node]bool) (int, bool) {
+	if n == nil {
+		return 0, true
+	}
+	if v, ok := memo[n]; ok {
+		return v, true
+	}
+	if active[n] {
+		return 0, false
+	}
+	active[n] = true
+	defer delete(active, n)
+	size := 1
+	if n.Kind == yaml.AliasNode {
+		s, ok := expandedSize(n.Alias, memo, active)
+		if !ok {
+			return 0, false
+		}
+		size = s
+	}
+	for _, c := range n.Content {
+		s, ok := expandedSize(c, memo, active)
+		if !ok {
+			return 0, false
+		}
+		size += s
+		if size > MaxYAMLNodes {
+			return 0, false
+		}
+	}
+	memo[n] = size
+	return size, true
 }

@@ -151,6 +151,11 @@ func ImportBytes(ctx context.Context, name string, data []byte, opts ...Option) 
 }
 
 func load(ctx context.Context, files []types.ConfigFile, opts []Option) (res *Result, err error) {
+	for _, f := range files {
+		if err := convert.CheckYAML(f.Content, filepath.Base(f.Filename)); err != nil {
+			return nil, fmt.Errorf("load %w", err)
+		}
+	}
 	var o options
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/sbx-dev/sbx/convert"
 	"github.com/sbx-dev/sbx/convert/sandboxfile"
@@ -48,7 +50,15 @@ func (c *converter) convert() (*Result, error) {
 	if c.project.Name != "" && c.project.Name != filepath.Base(c.opts.outDir) {
 		c.out.Project = &sandboxfile.Project{Name: c.project.Name}
 	}
-	services := c.project.ServiceNames()
+	var services []string
+	for _, s := range c.project.ServiceNames() {
+		svc := c.project.Services[s]
+		if img := imageOf(c.project.Name, svc); !validImage(img) {
+			c.note(s, "image", "%q is not an image reference sbx can use: the service is left out", img)
+			continue
+		}
+		services = append(services, s)
+	}
 	sort.Strings(services)
 	c.names = make(map[string]string, len(services))
 	used := map[string]bool{}
@@ -69,8 +79,7 @@ func (c *converter) convert() (*Result, error) {
 	}
 	c.networks(services)
 	for _, name := range services {
-		svc := c.project.Services[name]
-		c.out.Sandboxes = append(c.out.Sandboxes, c.service(svc))
+		c.out.Sandboxes = append(c.out.Sandboxes, c.service(c.project.Services[name]))
 	}
 	for _, name := range sortedKeys(c.project.Secrets) {
 		c.note("", "secrets."+name, "no equivalent in sbx; pass the value in env or mount the file")
@@ -82,7 +91,10 @@ func (c *converter) convert() (*Result, error) {
 	c.out.Header = c.header()
 	res := &Result{File: c.out, Notes: c.notes}
 	if len(c.out.Sandboxes) == 0 {
-		return res, fmt.Errorf("%s: %w: no service is active (check the profiles)", displayNames(c.files), ErrNothingUsable)
+		if len(c.project.DisabledServices) == 0 {
+			return res, fmt.Errorf("%s: %w: it declares no services", displayNames(c.files), ErrNothingUsable)
+		}
+		return res, fmt.Errorf("%s: %w: no service is active; its services need a profile (--profile)", displayNames(c.files), ErrNothingUsable)
 	}
 	return res, nil
 }
@@ -278,10 +290,9 @@ func (c *converter) service(svc types.ServiceConfig) *sandboxfile.Sandbox {
 	sb := &sandboxfile.Sandbox{Name: c.names[name]}
 	c.unmapped(svc)
 
-	sb.Image = svc.Image
+	sb.Image = imageOf(c.project.Name, svc)
 	if svc.Build != nil {
-		if sb.Image == "" {
-			sb.Image = c.project.Name + "-" + name + ":latest"
+		if svc.Image == "" {
 			c.note(name, "build", "sbx does not build images: build it (docker compose build), then docker save it and use image = \"docker-archive:FILE.tar\", or push it and name it here; %q is the tag Compose gives it", sb.Image)
 		} else {
 			c.note(name, "build", "sbx does not build images: the image %q is used as it is", sb.Image)
@@ -377,6 +388,26 @@ func (c *converter) unmapped(svc types.ServiceConfig) {
 			c.note(svc.Name, "deploy."+path, "no equivalent in sbx")
 		})
 	}
+}
+
+// imageOf is the service's image; for one that is only built, the tag Compose gives it.
+func imageOf(project string, svc types.ServiceConfig) string {
+	if svc.Image == "" && svc.Build != nil {
+		return strings.ToLower(project + "-" + svc.Name + ":latest")
+	}
+	return svc.Image
+}
+
+// validImage reports whether lang accepts s as an image: a registry reference or a local
+// source.
+func validImage(s string) bool {
+	for _, p := range []string{"oci-layout:", "docker-archive:", "dir:"} {
+		if strings.HasPrefix(s, p) {
+			return len(s) > len(p)
+		}
+	}
+	_, err := name.ParseReference(s)
+	return err == nil
 }
 
 // rlimit writes one limit; Compose's -1 is unlimited.
@@ -591,7 +622,7 @@ func probeFor(cmd string) *sandboxfile.Ready {
 		if base == "curl" || base == "wget" {
 			for _, a := range fields[i+1:] {
 				a = strings.Trim(a, `'"`)
-				if strings.HasPrefix(a, "http://") || strings.HasPrefix(a, "https://") {
+				if u, err := url.Parse(a); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 					return &sandboxfile.Ready{HTTP: a}
 				}
 			}
