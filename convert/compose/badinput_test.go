@@ -77,7 +77,7 @@ func TestBadInput(t *testing.T) {
 func TestLargeFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "compose.yaml")
-	big := "services:\n  a:\n    image: alpine\n    environment:\n" + strings.Repeat("      K: \"" + strings.Repeat("v", 80) + "\"\n", 10<<20/90)
+	big := "services:\n  a:\n    image: alpine\n    environment:\n" + strings.Repeat("      K: \""+strings.Repeat("v", 80)+"\"\n", 10<<20/90)
 	if err := os.WriteFile(file, []byte(big), 0o644); err != nil {
 		t.Fatal(err)
 	}
