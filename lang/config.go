@@ -23,6 +23,7 @@ type Config struct {
 
 	Project   Project
 	Networks  []*Network // sorted by name
+	Volumes   []*Volume  // sorted by name
 	Sandboxes []*Sandbox // sorted by name
 	// Edges are the dependency edges between sandboxes, sorted by (From, To, Origin).
 	Edges []Edge
@@ -48,6 +49,14 @@ type Network struct {
 	Name   string
 	Subnet netip.Prefix
 	Range  hcl.Range
+}
+
+// Volume is a named volume: storage that sbx keeps for the project (down keeps it, down
+// --volumes removes it), mounted into sandboxes with mount { volume = volume.NAME }. Where it
+// lives on the host is the runtime's business; lang only names it.
+type Volume struct {
+	Name  string
+	Range hcl.Range
 }
 
 // Scope values for NetworkSpec.Scope.
@@ -110,10 +119,12 @@ type Rlimit struct {
 	Hard     uint64 `json:"hard"`
 }
 
-// Mount is a host path made visible in the sandbox.
+// Mount makes a host path or a named volume visible in the sandbox. Exactly one of Source and
+// Volume is set.
 type Mount struct {
-	Source   string `json:"source"` // absolute host path
-	Target   string `json:"target"` // absolute guest path
+	Source   string `json:"source,omitempty"` // absolute host path
+	Volume   string `json:"volume,omitempty"` // name of a volume in Config.Volumes
+	Target   string `json:"target"`           // absolute guest path
 	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
@@ -162,6 +173,16 @@ type Edge struct {
 	To     string
 	Origin string    // OriginDependsOn or OriginReference
 	Range  hcl.Range // where the edge was declared or the reference made
+}
+
+// Volume returns the volume named name, or nil.
+func (c *Config) Volume(name string) *Volume {
+	for _, v := range c.Volumes {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
 }
 
 // Sandbox returns the sandbox named name, or nil.

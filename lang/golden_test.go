@@ -49,10 +49,15 @@ type goldenNetwork struct {
 	Name, Subnet, At string
 }
 
+type goldenVolume struct {
+	Name, At string
+}
+
 type goldenConfig struct {
 	File      string
 	Project   struct{ Name, Driver string }
 	Networks  []goldenNetwork
+	Volumes   []goldenVolume `json:",omitempty"`
 	Sandboxes []*Sandbox
 	Edges     []goldenEdge
 	VarFiles  []string `json:",omitempty"`
@@ -70,6 +75,9 @@ func goldenJSON(t testing.TB, cfg *Config) []byte {
 	g.Project.Name, g.Project.Driver = cfg.Project.Name, cfg.Project.Driver
 	for _, n := range cfg.Networks {
 		g.Networks = append(g.Networks, goldenNetwork{n.Name, n.Subnet.String(), rangeString(n.Range)})
+	}
+	for _, v := range cfg.Volumes {
+		g.Volumes = append(g.Volumes, goldenVolume{v.Name, rangeString(v.Range)})
 	}
 	for _, e := range cfg.Edges {
 		g.Edges = append(g.Edges, goldenEdge{e.From, e.To, e.Origin, rangeString(e.Range)})

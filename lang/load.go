@@ -47,6 +47,8 @@ type loader struct {
 	topo      []*local // dependencies first
 	networks  map[string]*netDecl
 	netNames  []string
+	volumes   map[string]*Volume
+	volNames  []string // sorted
 	sbx       map[string]*sbDecl
 	sbxNames  []string // sorted
 	ctx       *hcl.EvalContext
@@ -137,11 +139,13 @@ func (l *loader) load(file *hcl.File) {
 				"cwd":  cty.StringVal(l.opts.cwd),
 			}),
 			"network": cty.DynamicVal,
+			"volume":  cty.DynamicVal,
 			"sandbox": cty.DynamicVal,
 			"local":   cty.DynamicVal,
 		},
 		Functions: l.funcs,
 	}
+	l.ctx.Variables["volume"] = l.volumeObject()
 	l.evalVariables()
 	l.ctx.Variables["var"] = l.varObject()
 	l.analyzeLocals()
@@ -166,6 +170,9 @@ func (l *loader) load(file *hcl.File) {
 	for _, n := range l.netNames {
 		l.cfg.Networks = append(l.cfg.Networks, l.networks[n].out)
 	}
+	for _, n := range l.volNames {
+		l.cfg.Volumes = append(l.cfg.Volumes, l.volumes[n])
+	}
 	for _, n := range l.sbxNames {
 		sb := l.sbx[n]
 		sort.Strings(sb.out.Sensitive)
@@ -179,6 +186,7 @@ func (l *loader) declare(content *hcl.BodyContent) {
 	l.vars = make(map[string]*variable)
 	l.locals = make(map[string]*local)
 	l.networks = make(map[string]*netDecl)
+	l.volumes = make(map[string]*Volume)
 	l.sbx = make(map[string]*sbDecl)
 	for _, b := range content.Blocks {
 		switch b.Type {
@@ -225,6 +233,20 @@ func (l *loader) declare(content *hcl.BodyContent) {
 			}
 			l.networks[name] = &netDecl{block: b, out: &Network{Name: name, Range: b.DefRange}}
 			l.netNames = append(l.netNames, name)
+		case "volume":
+			name := b.Labels[0]
+			if !validName(name) {
+				l.errorf(&b.LabelRanges[0], "Invalid volume name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore, at most 63 characters.", name)
+				continue
+			}
+			if prev, ok := l.volumes[name]; ok {
+				l.errorf(&b.DefRange, "Duplicate volume", "A volume named %q was already defined at %s. Each volume needs a unique name.", name, at(prev.Range))
+				continue
+			}
+			_, diags := b.Body.Content(volumeSchema())
+			l.diags = append(l.diags, diags...)
+			l.volumes[name] = &Volume{Name: name, Range: b.DefRange}
+			l.volNames = append(l.volNames, name)
 		case "sandbox":
 			name := b.Labels[0]
 			if !validName(name) {
@@ -248,7 +270,17 @@ func (l *loader) declare(content *hcl.BodyContent) {
 		}
 	}
 	sort.Strings(l.netNames)
+	sort.Strings(l.volNames)
 	sort.Strings(l.sbxNames)
+}
+
+// volumeObject is the volume.* object: volume.NAME.name is NAME.
+func (l *loader) volumeObject() cty.Value {
+	m := make(map[string]cty.Value, len(l.volNames))
+	for _, name := range l.volNames {
+		m[name] = cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal(name)})
+	}
+	return cty.ObjectVal(m)
 }
 
 func (l *loader) decodeProject() {

@@ -16,6 +16,7 @@ func rootSchema() *hcl.BodySchema {
 		{Type: "variable", LabelNames: []string{"name"}},
 		{Type: "locals"},
 		{Type: "network", LabelNames: []string{"name"}},
+		{Type: "volume", LabelNames: []string{"name"}},
 		{Type: "sandbox", LabelNames: []string{"name"}},
 	}}
 }
@@ -77,8 +78,11 @@ func phase2Schema() *hcl.BodySchema {
 	}
 }
 
+// volumeSchema is the body of a volume block: empty for now (drivers and options may come).
+func volumeSchema() *hcl.BodySchema { return &hcl.BodySchema{} }
+
 func mountSchema() *hcl.BodySchema {
-	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "target"}, {Name: "read_only"}}}
+	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "volume"}, {Name: "target"}, {Name: "read_only"}}}
 }
 
 func portSchema() *hcl.BodySchema {
