@@ -67,6 +67,13 @@ const (
 	ScopeAny    = "any"
 )
 
+// Process limits for Sandbox.Pids: enough for any dev server by default, small enough that a
+// fork bomb stays inside; at most Linux's PID_MAX_LIMIT.
+const (
+	DefaultPids = 4096
+	MaxPids     = 1 << 22
+)
+
 // Restart policies for Sandbox.Restart.
 const (
 	RestartNo        = "no"
@@ -83,6 +90,7 @@ type Sandbox struct {
 	Image      string            `json:"image"`
 	CPUs       int               `json:"cpus"`       // 1..255, default 1
 	MemoryMiB  int               `json:"memory_mib"` // default 512
+	Pids       int               `json:"pids"`       // process limit, 1..MaxPids, default DefaultPids
 	Entrypoint []string          `json:"entrypoint,omitempty"`
 	Command    []string          `json:"command,omitempty"`
 	Workdir    string            `json:"workdir,omitempty"`

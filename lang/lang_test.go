@@ -661,7 +661,7 @@ sandbox "s" {
 		t.Errorf("project = %+v", cfg.Project)
 	}
 	want := &Sandbox{
-		Name: "s", Image: "alpine", CPUs: 1, MemoryMiB: 512, Restart: RestartNo, StopTimeout: defaultStopTimeout,
+		Name: "s", Image: "alpine", CPUs: 1, MemoryMiB: 512, Pids: DefaultPids, Restart: RestartNo, StopTimeout: defaultStopTimeout,
 		Network: NetworkSpec{Scope: ScopePublic},
 		Ports:   []Port{{HostIP: "127.0.0.1", Host: 80, Guest: 80, Protocol: "tcp"}},
 		Ready:   &Ready{TCP: 80, Timeout: defaultReadyTimeout, Interval: defaultReadyInterval},

@@ -262,7 +262,7 @@ func (l *loader) declare(content *hcl.BodyContent) {
 				continue
 			}
 			sb := &sbDecl{block: b, body: body, out: &Sandbox{
-				Name: name, CPUs: 1, MemoryMiB: 512, Restart: RestartNo, StopTimeout: defaultStopTimeout,
+				Name: name, CPUs: 1, MemoryMiB: 512, Pids: DefaultPids, Restart: RestartNo, StopTimeout: defaultStopTimeout,
 				Network: NetworkSpec{Scope: ScopePublic}, Range: b.DefRange,
 			}}
 			l.sbx[name] = sb

@@ -270,6 +270,13 @@ func (l *loader) phase2(sb *sbDecl) {
 			out.CPUs = n
 		}
 	}
+	if n, ok := l.integer(a["pids"], stageAll, sb, "pids"); ok {
+		if n < 1 || n > MaxPids {
+			l.errorf(a["pids"].Expr.Range().Ptr(), "Invalid pids", "pids = %d is out of range: use 1 to %d processes (the default is %d).", n, MaxPids, DefaultPids)
+		} else {
+			out.Pids = n
+		}
+	}
 	if v, ok := l.value(a["memory"], stageAll, sb, "memory"); ok {
 		if mib, err := parseMemory(v); err != nil {
 			l.errorf(a["memory"].Expr.Range().Ptr(), "Invalid memory", "%s", sentence(err))

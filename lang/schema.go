@@ -44,7 +44,7 @@ func networkSchema() *hcl.BodySchema {
 
 // sandboxAttrs are the attributes of a sandbox block evaluated in phase 2.
 func sandboxAttrs() []hcl.AttributeSchema {
-	names := []string{"image", "cpus", "memory", "entrypoint", "command", "workdir", "env",
+	names := []string{"image", "cpus", "memory", "pids", "entrypoint", "command", "workdir", "env",
 		"env_file", "user", "rlimits", "restart", "stop_timeout", "depends_on"}
 	out := make([]hcl.AttributeSchema, len(names))
 	for i, n := range names {
