@@ -41,7 +41,10 @@ type Config struct {
 type Project struct {
 	Name   string // defaults to the base name of Dir
 	Driver string // "" when not declared (krun is then the default); "krun" or "ns"
-	Range  hcl.Range
+	// AllowHostPaths are the host paths (absolute, as declared) that mounts, dir: images and
+	// env_file may use although they are sensitive or, for env_file, outside the project.
+	AllowHostPaths []string
+	Range          hcl.Range
 }
 
 // Network is a network group: sandboxes in it reach each other by IP.
@@ -134,6 +137,9 @@ type Mount struct {
 	Volume   string `json:"volume,omitempty"` // name of a volume in Config.Volumes
 	Target   string `json:"target"`           // absolute guest path
 	ReadOnly bool   `json:"read_only,omitempty"`
+	// OutsideProject is true for a host path outside the project directory (after following
+	// symlinks): plans show such mounts, since the sandbox reaches beyond the project.
+	OutsideProject bool `json:"outside_project,omitempty"`
 }
 
 // Port publishes a guest port on the host.

@@ -58,8 +58,16 @@ func FuzzLoad(f *testing.F) {
 					t.Errorf("%s: port out of range: %+v", s.Name, p)
 				}
 			}
+			if s.Pids < 1 || s.Pids > MaxPids {
+				t.Errorf("%s: pids %d accepted", s.Name, s.Pids)
+			}
 			for _, m := range s.Mounts {
-				if !filepath.IsAbs(m.Source) || !filepath.IsAbs(m.Target) {
+				switch {
+				case (m.Source == "") == (m.Volume == ""):
+					t.Errorf("%s: mount needs exactly one of source and volume: %+v", s.Name, m)
+				case m.Volume != "" && cfg.Volume(m.Volume) == nil:
+					t.Errorf("%s: mount of undeclared volume %+v", s.Name, m)
+				case m.Source != "" && !filepath.IsAbs(m.Source), !filepath.IsAbs(m.Target):
 					t.Errorf("%s: relative mount %+v", s.Name, m)
 				}
 			}

@@ -55,6 +55,8 @@ type loader struct {
 	schemas   struct{ sandbox *hcl.BodySchema }
 	travs     map[hclsyntax.Expression][]hcl.Traversal
 	secrets   []string // values of sensitive variables, scrubbed from diagnostics
+	rules     []hostRule
+	allow     []string // allow_host_paths, symlinks followed
 }
 
 // Load reads, evaluates and validates the Sandboxfile at path (relative paths are relative to
@@ -153,6 +155,7 @@ func (l *loader) load(file *hcl.File) {
 	l.evalLocals(stageBase)
 	l.ctx.Variables["local"] = l.localObject()
 	l.decodeProject()
+	l.rules = l.hostRules()
 	l.evalNetworks()
 	l.ctx.Variables["network"] = l.networkObject()
 	l.evalLocals(stageNetworks)
@@ -306,6 +309,7 @@ func (l *loader) decodeProject() {
 			l.errorf(&r, "Invalid driver", "Driver %q is not known; use \"krun\" (libkrun microVMs, the default) or \"ns\" (Linux namespaces).%s", s, suggest(s, DriverNames()))
 		}
 	}
+	l.decodeAllowHostPaths(c.Attributes["allow_host_paths"])
 }
 
 // validName reports whether s can name a sandbox, network or variable: it must be usable in a

@@ -257,9 +257,11 @@ func (l *loader) phase2(sb *sbDecl) {
 		l.errorf(sb.block.DefRange.Ptr(), "Missing required argument", "Sandbox %q needs an image, like image = \"docker.io/library/alpine:3.20\".", out.Name)
 	} else if s, ok := l.str(a["image"], stageAll, sb, "image"); ok {
 		img, err := l.normalizeImage(s)
-		if err != nil {
+		switch {
+		case err != nil:
 			l.errorf(a["image"].Expr.Range().Ptr(), "Invalid image reference", "%s", sentence(err))
-		} else {
+		case strings.HasPrefix(img, ImageDir) && l.sensitive(a["image"].Expr.Range(), "image", strings.TrimPrefix(img, ImageDir), l.checkHostPath(strings.TrimPrefix(img, ImageDir))):
+		default:
 			out.Image = img
 		}
 	}
@@ -338,6 +340,14 @@ func (l *loader) decodeEnv(sb *sbDecl, envAttr, fileAttr *hcl.Attribute) {
 	if files, ok := l.strList(fileAttr, stageAll, sb, "env_files"); ok {
 		for _, f := range files {
 			p := l.abs(f)
+			hp := l.checkHostPath(p)
+			if hp.outside && !hp.allowed {
+				l.errorf(fileAttr.Expr.Range().Ptr(), "env_file outside the project", "%s is outside the project directory %s (after following symlinks): a Sandboxfile from a cloned repository must not read arbitrary files of the host into a sandbox. Move the file into the project, or list it in the project block: allow_host_paths = [%q].", p, l.cfg.Dir, p)
+				continue
+			}
+			if l.sensitive(fileAttr.Expr.Range(), "env_file", p, hp) {
+				continue
+			}
 			data, err := os.ReadFile(p)
 			if err != nil {
 				l.errorf(fileAttr.Expr.Range().Ptr(), "Cannot read env_file", "%s: %s. env_file paths are relative to the Sandboxfile's directory.", f, unwrapPathErr(err))
@@ -450,6 +460,11 @@ func (l *loader) decodeMount(sb *sbDecl, b *hcl.Block) {
 			ok = false
 		}
 		m.Source = l.abs(s)
+		hp := l.checkHostPath(m.Source)
+		if l.sensitive(srcAttr.Expr.Range(), "mount source", m.Source, hp) {
+			ok = false
+		}
+		m.OutsideProject = hp.outside
 	} else if srcAttr != nil {
 		ok = false
 	}

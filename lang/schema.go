@@ -22,7 +22,7 @@ func rootSchema() *hcl.BodySchema {
 }
 
 func projectSchema() *hcl.BodySchema {
-	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "driver"}}}
+	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "driver"}, {Name: "allow_host_paths"}}}
 }
 
 func variableSchema() *hcl.BodySchema {
