@@ -637,8 +637,8 @@ func TestImages(t *testing.T) {
 		{"", ""}, {"Bad/Upper", ""}, {"oci-layout:", ""}, {"oci-layout:x@sha256:1", ""}, {"dir:", ""}, {"a:b:c:d", ""},
 	}
 	for _, tt := range tests {
-		got, err := l.normalizeImage(tt.in)
-		if (tt.want == "") != (err != nil) || got != tt.want {
+		ref, _, err := l.normalizeImage(tt.in)
+		if got := ref.String(); (tt.want == "") != (err != nil) || got != tt.want {
 			t.Errorf("normalizeImage(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
@@ -707,8 +707,11 @@ sandbox "s" {
 
 // TestImports keeps lang free of sbx's lower layers and of heavy dependencies.
 func TestImports(t *testing.T) {
-	allowed := []string{"github.com/hashicorp/hcl/v2", "github.com/zclconf/go-cty/", "github.com/google/go-containerregistry/pkg/name", "github.com/agext/levenshtein"}
+	allowed := []string{"github.com/hashicorp/hcl/v2", "github.com/zclconf/go-cty/", "github.com/google/go-containerregistry/pkg/name", "github.com/agext/levenshtein",
+		"github.com/sbx-dev/sbx/lang/"}
 	files, _ := filepath.Glob("*.go")
+	sub, _ := filepath.Glob("*/*.go")
+	files = append(files, sub...)
 	fset := token.NewFileSet()
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -794,5 +797,26 @@ func TestIsSensitive(t *testing.T) {
 		if got := s.IsSensitive(field); got != want {
 			t.Errorf("IsSensitive(%q) = %v, want %v", field, got, want)
 		}
+	}
+}
+
+// TestMissingImageSource: a typo in a local image source is found by Load with the position of
+// the value and a message that says where sbx looked.
+func TestMissingImageSource(t *testing.T) {
+	path := project(t, map[string]string{DefaultFilename: `sandbox "web" {
+  image = "oci-layout:./imgae"
+}
+`})
+	_, diags := Load(path, WithEnviron(nil), WithCwd(filepath.Dir(path)))
+	if len(diags) != 1 {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	d := diags[0]
+	want := "No OCI layout at ./imgae (relative to the Sandboxfile's directory). Build the image into it first"
+	if d.Summary != "Missing image source" || !strings.HasPrefix(d.Detail, want) {
+		t.Errorf("got %q: %q", d.Summary, d.Detail)
+	}
+	if d.Subject == nil || d.Subject.Start.Line != 2 || d.Subject.Start.Column != 11 {
+		t.Errorf("subject %+v, want line 2 column 11", d.Subject)
 	}
 }

@@ -255,15 +255,8 @@ func (l *loader) phase2(sb *sbDecl) {
 
 	if a["image"] == nil {
 		l.errorf(sb.block.DefRange.Ptr(), "Missing required argument", "Sandbox %q needs an image, like image = \"docker.io/library/alpine:3.20\".", out.Name)
-	} else if s, ok := l.str(a["image"], stageAll, sb, "image"); ok {
-		img, err := l.normalizeImage(s)
-		switch {
-		case err != nil:
-			l.errorf(a["image"].Expr.Range().Ptr(), "Invalid image reference", "%s", sentence(err))
-		case strings.HasPrefix(img, ImageDir) && l.sensitive(a["image"].Expr.Range(), "image", strings.TrimPrefix(img, ImageDir), l.checkHostPath(strings.TrimPrefix(img, ImageDir))):
-		default:
-			out.Image = img
-		}
+	} else {
+		l.decodeImage(sb, a["image"])
 	}
 	if n, ok := l.integer(a["cpus"], stageAll, sb, "cpus"); ok {
 		if n < 1 || n > 255 {
