@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -37,7 +35,6 @@ type loader struct {
 	diags   hcl.Diagnostics
 	funcs   map[string]function.Function
 	read    map[string]bool
-	readMu  *sync.Mutex // guards read: phase 2 runs on several goroutines
 
 	project   *hcl.Block
 	vars      map[string]*variable
@@ -69,7 +66,7 @@ type loader struct {
 // allocation and the sandbox.* objects built once, then every other attribute.
 func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 	cfg := &Config{Sources: make(map[string]*hcl.File)}
-	l := &loader{cfg: cfg, read: make(map[string]bool), readMu: &sync.Mutex{}, travs: make(map[hclsyntax.Expression][]hcl.Traversal)}
+	l := &loader{cfg: cfg, read: make(map[string]bool), travs: make(map[hclsyntax.Expression][]hcl.Traversal)}
 	for _, o := range opts {
 		if err := o(&l.opts); err != nil {
 			l.errorf(nil, "Invalid option", "%s", sentence(err))
@@ -112,7 +109,7 @@ func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 		l.errorf(nil, "Cannot read Sandboxfile", "%s. Run sbx in a directory with a Sandboxfile, pass -f PATH, or create one with sbx init.", err)
 		return cfg, l.diags
 	}
-	file, diags := parseConfig(src, abs)
+	file, diags := hclsyntax.ParseConfig(src, abs, hcl.InitialPos)
 	if file != nil {
 		cfg.Sources[abs] = file
 	}
@@ -161,13 +158,17 @@ func (l *loader) load(file *hcl.File) {
 	l.evalLocals(stageNetworks)
 	l.ctx.Variables["local"] = l.localObject()
 
-	l.parallel((*loader).phase1, true)
+	for _, n := range l.sbxNames {
+		l.phase1(l.sbx[n])
+	}
 	l.allocateIPs()
 	l.checkPorts()
 	l.ctx.Variables["sandbox"] = l.sandboxObject()
 	l.evalLocals(stageAll)
 	l.ctx.Variables["local"] = l.localObject()
-	l.parallel((*loader).phase2, false)
+	for _, n := range l.sbxNames {
+		l.phase2(l.sbx[n])
+	}
 	l.buildEdges()
 
 	for _, n := range l.netNames {
@@ -418,49 +419,5 @@ func (l *loader) abs(p string) string {
 }
 
 func (l *loader) addReadFile(p string) {
-	l.readMu.Lock()
-	defer l.readMu.Unlock()
 	l.read[p] = true
-}
-
-// parallel runs one phase (phase1 or phase2) over every sandbox. Sandboxes are independent
-// there (each writes only its own declaration and spec; the evaluation context is only read),
-// so a large file is evaluated on every core, each worker a copy of the loader collecting its
-// own diagnostics (and, in phase 1, its own expression references), merged after.
-func (l *loader) parallel(phase func(*loader, *sbDecl), ownTravs bool) {
-	workers := runtime.GOMAXPROCS(0)
-	if len(l.sbxNames) < 64 || workers < 2 {
-		for _, n := range l.sbxNames {
-			phase(l, l.sbx[n])
-		}
-		return
-	}
-	per := (len(l.sbxNames) + workers - 1) / workers
-	shards := make([]*loader, 0, workers)
-	var wg sync.WaitGroup
-	for lo := 0; lo < len(l.sbxNames); lo += per {
-		names := l.sbxNames[lo:min(lo+per, len(l.sbxNames))]
-		shard := *l
-		shard.diags = nil
-		if ownTravs {
-			shard.travs = make(map[hclsyntax.Expression][]hcl.Traversal)
-		}
-		shards = append(shards, &shard)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, n := range names {
-				phase(&shard, l.sbx[n])
-			}
-		}()
-	}
-	wg.Wait()
-	for _, s := range shards {
-		l.diags = append(l.diags, s.diags...)
-		if ownTravs {
-			for e, t := range s.travs {
-				l.travs[e] = t
-			}
-		}
-	}
 }
