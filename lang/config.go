@@ -1,9 +1,8 @@
-// Package lang decodes and evaluates a Sandboxfile into resolved, typed sandbox specs.
-//
+package lang
+
 // The types in this file are the contract between lang and the packages below it (planner,
 // runtime): they carry no HCL evaluation state, only resolved values, plus the source range of
 // each definition so later stages can point diagnostics at the file.
-package lang
 
 import (
 	"net/netip"
