@@ -195,6 +195,11 @@ func (l *loader) checkHostPath(p string) hostPath {
 	}
 	for i := range l.rules {
 		r := &l.rules[i]
+		if !r.below && !hp.outside && r.match(l.realDir) != "" && r.match(l.realDir) != "contains" {
+			// The whole project lives in this tree (a checkout in /root, say): its own files
+			// are the project's, not the tree's.
+			continue
+		}
 		if how := r.match(hp.real); how != "" {
 			hp.rule, hp.how = r, how
 			break

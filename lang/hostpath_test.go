@@ -150,3 +150,30 @@ func TestHostRuleMatch(t *testing.T) {
 		t.Error("a below rule must not refuse its parents")
 	}
 }
+
+// TestProjectInsideASensitiveTree: a project checked out in a sensitive tree (/root, when sbx
+// runs as root) may mount its own files, but not the rest of the tree.
+func TestProjectInsideASensitiveTree(t *testing.T) {
+	home := t.TempDir()
+	proj := filepath.Join(home, ".kube", "proj")
+	if err := os.MkdirAll(filepath.Join(proj, "site"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for body, want := range map[string]string{
+		`source = "site"`:         "",
+		`source = "."`:            "",
+		`source = "../config"`:    "Sensitive host path",
+		`source = "` + home + `"`: "Sensitive host path",
+	} {
+		path := filepath.Join(proj, DefaultFilename)
+		src := "sandbox \"s\" {\n  image = \"alpine\"\n  mount {\n    " + body + "\n    target = \"/d\"\n  }\n}\n"
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, diags := Load(path, WithEnviron([]string{"HOME=" + home}), WithCwd(proj))
+		got := strings.Join(diagSummaries(diags), ", ")
+		if got != want {
+			t.Errorf("%s: diagnostics %q, want %q", body, got, want)
+		}
+	}
+}
