@@ -45,7 +45,8 @@ type loader struct {
 	networks  map[string]*netDecl
 	netNames  []string
 	volumes   map[string]*Volume
-	volNames  []string // sorted
+	volNames  []string                         // sorted
+	named     map[string]map[string]*hcl.Block // block type -> name -> first block, for duplicates
 	sbx       map[string]*sbDecl
 	sbxNames  []string // sorted
 	ctx       *hcl.EvalContext
@@ -192,6 +193,7 @@ func (l *loader) declare(content *hcl.BodyContent) {
 	l.networks = make(map[string]*netDecl)
 	l.volumes = make(map[string]*Volume)
 	l.sbx = make(map[string]*sbDecl)
+	l.named = make(map[string]map[string]*hcl.Block)
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "project":
@@ -201,81 +203,75 @@ func (l *loader) declare(content *hcl.BodyContent) {
 			}
 			l.project = b
 		case "variable":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid variable name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore.", name)
-				continue
+			if name, ok := l.blockName(b); ok {
+				v := &variable{name: name, block: b}
+				l.vars[name] = v
+				l.varOrder = append(l.varOrder, v)
 			}
-			if prev, ok := l.vars[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate variable", "A variable named %q was already declared at %s. Each variable needs a unique name.", name, at(prev.block.DefRange))
-				continue
-			}
-			v := &variable{name: name, block: b}
-			l.vars[name] = v
-			l.varOrder = append(l.varOrder, v)
 		case "locals":
-			attrs, diags := b.Body.JustAttributes()
-			l.diags = append(l.diags, diags...)
-			for _, a := range sortedAttrs(attrs) {
-				if prev, ok := l.locals[a.Name]; ok {
-					l.errorf(&a.NameRange, "Duplicate local value", "A local value named %q was already defined at %s. Local value names must be unique.", a.Name, at(prev.attr.NameRange))
-					continue
-				}
-				lc := &local{name: a.Name, attr: a, value: cty.DynamicVal}
-				l.locals[a.Name] = lc
-				l.localList = append(l.localList, lc)
-			}
+			l.declareLocals(b)
 		case "network":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid network name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore.", name)
-				continue
+			if name, ok := l.blockName(b); ok {
+				l.networks[name] = &netDecl{block: b, out: &Network{Name: name, Range: b.DefRange}}
+				l.netNames = append(l.netNames, name)
 			}
-			if prev, ok := l.networks[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate network", "A network named %q was already defined at %s. Each network needs a unique name.", name, at(prev.block.DefRange))
-				continue
-			}
-			l.networks[name] = &netDecl{block: b, out: &Network{Name: name, Range: b.DefRange}}
-			l.netNames = append(l.netNames, name)
 		case "volume":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid volume name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore, at most 63 characters.", name)
-				continue
+			if name, ok := l.blockName(b); ok {
+				_, diags := b.Body.Content(volumeSchema())
+				l.diags = append(l.diags, diags...)
+				l.volumes[name] = &Volume{Name: name, Range: b.DefRange}
+				l.volNames = append(l.volNames, name)
 			}
-			if prev, ok := l.volumes[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate volume", "A volume named %q was already defined at %s. Each volume needs a unique name.", name, at(prev.Range))
-				continue
-			}
-			_, diags := b.Body.Content(volumeSchema())
-			l.diags = append(l.diags, diags...)
-			l.volumes[name] = &Volume{Name: name, Range: b.DefRange}
-			l.volNames = append(l.volNames, name)
 		case "sandbox":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid sandbox name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore, at most 63 characters.", name)
+			name, ok := l.blockName(b)
+			body, isSyntax := b.Body.(*hclsyntax.Body)
+			if !ok || !isSyntax {
 				continue
 			}
-			if prev, ok := l.sbx[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate sandbox", "A sandbox named %q was already defined at %s. Each sandbox needs a unique name.", name, at(prev.block.DefRange))
-				continue
-			}
-			body, ok := b.Body.(*hclsyntax.Body)
-			if !ok {
-				continue
-			}
-			sb := &sbDecl{block: b, body: body, out: &Sandbox{
+			l.sbx[name] = &sbDecl{block: b, body: body, out: &Sandbox{
 				Name: name, CPUs: 1, MemoryMiB: 512, Pids: DefaultPids, Restart: RestartNo, StopTimeout: defaultStopTimeout,
 				Network: NetworkSpec{Scope: ScopePublic}, Range: b.DefRange,
 			}}
-			l.sbx[name] = sb
 			l.sbxNames = append(l.sbxNames, name)
 		}
 	}
 	sort.Strings(l.netNames)
 	sort.Strings(l.volNames)
 	sort.Strings(l.sbxNames)
+}
+
+// blockName checks the label of a variable, network, volume or sandbox block: a valid name,
+// and the first block of its type with it.
+func (l *loader) blockName(b *hcl.Block) (string, bool) {
+	name := b.Labels[0]
+	if !validName(name) {
+		l.errorf(&b.LabelRanges[0], "Invalid "+b.Type+" name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore, at most 63 characters.", name)
+		return "", false
+	}
+	if l.named[b.Type] == nil {
+		l.named[b.Type] = make(map[string]*hcl.Block)
+	}
+	if p := l.named[b.Type][name]; p != nil {
+		l.errorf(&b.DefRange, "Duplicate "+b.Type, "A %s named %q was already declared at %s. Each %s needs a unique name.", b.Type, name, at(p.DefRange), b.Type)
+		return "", false
+	}
+	l.named[b.Type][name] = b
+	return name, true
+}
+
+// declareLocals collects the values of one locals block.
+func (l *loader) declareLocals(b *hcl.Block) {
+	attrs, diags := b.Body.JustAttributes()
+	l.diags = append(l.diags, diags...)
+	for _, a := range sortedAttrs(attrs) {
+		if prev, ok := l.locals[a.Name]; ok {
+			l.errorf(&a.NameRange, "Duplicate local value", "A local value named %q was already defined at %s. Local value names must be unique.", a.Name, at(prev.attr.NameRange))
+			continue
+		}
+		lc := &local{name: a.Name, attr: a, value: cty.DynamicVal}
+		l.locals[a.Name] = lc
+		l.localList = append(l.localList, lc)
+	}
 }
 
 // volumeObject is the volume.* object: volume.NAME.name is NAME.
