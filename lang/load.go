@@ -88,7 +88,7 @@ func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 	}
 	abs = filepath.Clean(abs)
 	cfg.File, cfg.Dir = abs, filepath.Dir(abs)
-	cfg.Project.Name = filepath.Base(cfg.Dir)
+	cfg.Project.Name = defaultProjectName(filepath.Base(cfg.Dir))
 	if !l.opts.environSet {
 		l.opts.environ = os.Environ()
 	}
@@ -291,9 +291,9 @@ func (l *loader) decodeProject() {
 	l.diags = append(l.diags, diags...)
 	l.cfg.Project.Range = l.project.DefRange
 	if s, ok := l.str(c.Attributes["name"], stageBase, nil, ""); ok {
-		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "/\\\x00") {
+		if !validProjectName(s) {
 			r := c.Attributes["name"].Expr.Range()
-			l.errorf(&r, "Invalid project name", "%q is not a valid project name: it must be non-empty and contain no slashes.", s)
+			l.errorf(&r, "Invalid project name", "%q is not a valid project name: use 1 to 63 letters, digits, dots, underscores and dashes, starting with a letter or a digit. It names the project's networks, cgroups and records on this machine.", s)
 		} else {
 			l.cfg.Project.Name = s
 		}
@@ -307,6 +307,45 @@ func (l *loader) decodeProject() {
 		}
 	}
 	l.decodeAllowHostPaths(c.Attributes["allow_host_paths"])
+}
+
+// validProjectName reports whether s can name a project: host-side names (network
+// interfaces, nftables tables, cgroups, directories) are made from it.
+func validProjectName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case (c == '.' || c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// defaultProjectName makes a project name of a directory's name: characters a project name
+// cannot have become dashes ("my app" is my-app), and a name with nothing usable is "project".
+func defaultProjectName(base string) string {
+	if validProjectName(base) {
+		return base
+	}
+	b := []byte(strings.TrimLeft(base, "._-"))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	s := strings.TrimLeft(string(b), "._-")
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	if !validProjectName(s) {
+		return "project"
+	}
+	return s
 }
 
 // validName reports whether s can name a sandbox, network or variable: it must be usable in a
