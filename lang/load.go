@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -37,7 +35,6 @@ type loader struct {
 	diags   hcl.Diagnostics
 	funcs   map[string]function.Function
 	read    map[string]bool
-	readMu  *sync.Mutex // guards read: phase 2 runs on several goroutines
 
 	project   *hcl.Block
 	vars      map[string]*variable
@@ -47,12 +44,17 @@ type loader struct {
 	topo      []*local // dependencies first
 	networks  map[string]*netDecl
 	netNames  []string
+	volumes   map[string]*Volume
+	volNames  []string                         // sorted
+	named     map[string]map[string]*hcl.Block // block type -> name -> first block, for duplicates
 	sbx       map[string]*sbDecl
 	sbxNames  []string // sorted
 	ctx       *hcl.EvalContext
 	schemas   struct{ sandbox *hcl.BodySchema }
 	travs     map[hclsyntax.Expression][]hcl.Traversal
 	secrets   []string // values of sensitive variables, scrubbed from diagnostics
+	rules     []hostRule
+	allow     []string // allow_host_paths, symlinks followed
 }
 
 // Load reads, evaluates and validates the Sandboxfile at path (relative paths are relative to
@@ -65,7 +67,7 @@ type loader struct {
 // allocation and the sandbox.* objects built once, then every other attribute.
 func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 	cfg := &Config{Sources: make(map[string]*hcl.File)}
-	l := &loader{cfg: cfg, read: make(map[string]bool), readMu: &sync.Mutex{}, travs: make(map[hclsyntax.Expression][]hcl.Traversal)}
+	l := &loader{cfg: cfg, read: make(map[string]bool), travs: make(map[hclsyntax.Expression][]hcl.Traversal)}
 	for _, o := range opts {
 		if err := o(&l.opts); err != nil {
 			l.errorf(nil, "Invalid option", "%s", sentence(err))
@@ -86,7 +88,7 @@ func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 	}
 	abs = filepath.Clean(abs)
 	cfg.File, cfg.Dir = abs, filepath.Dir(abs)
-	cfg.Project.Name = filepath.Base(cfg.Dir)
+	cfg.Project.Name = defaultProjectName(filepath.Base(cfg.Dir))
 	if !l.opts.environSet {
 		l.opts.environ = os.Environ()
 	}
@@ -108,7 +110,7 @@ func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 		l.errorf(nil, "Cannot read Sandboxfile", "%s. Run sbx in a directory with a Sandboxfile, pass -f PATH, or create one with sbx init.", err)
 		return cfg, l.diags
 	}
-	file, diags := parseConfig(src, abs)
+	file, diags := hclsyntax.ParseConfig(src, abs, hcl.InitialPos)
 	if file != nil {
 		cfg.Sources[abs] = file
 	}
@@ -137,11 +139,13 @@ func (l *loader) load(file *hcl.File) {
 				"cwd":  cty.StringVal(l.opts.cwd),
 			}),
 			"network": cty.DynamicVal,
+			"volume":  cty.DynamicVal,
 			"sandbox": cty.DynamicVal,
 			"local":   cty.DynamicVal,
 		},
 		Functions: l.funcs,
 	}
+	l.ctx.Variables["volume"] = l.volumeObject()
 	l.evalVariables()
 	l.ctx.Variables["var"] = l.varObject()
 	l.analyzeLocals()
@@ -149,22 +153,30 @@ func (l *loader) load(file *hcl.File) {
 	l.evalLocals(stageBase)
 	l.ctx.Variables["local"] = l.localObject()
 	l.decodeProject()
+	l.rules = l.hostRules()
 	l.evalNetworks()
 	l.ctx.Variables["network"] = l.networkObject()
 	l.evalLocals(stageNetworks)
 	l.ctx.Variables["local"] = l.localObject()
 
-	l.parallel((*loader).phase1, true)
+	for _, n := range l.sbxNames {
+		l.phase1(l.sbx[n])
+	}
 	l.allocateIPs()
 	l.checkPorts()
 	l.ctx.Variables["sandbox"] = l.sandboxObject()
 	l.evalLocals(stageAll)
 	l.ctx.Variables["local"] = l.localObject()
-	l.parallel((*loader).phase2, false)
+	for _, n := range l.sbxNames {
+		l.phase2(l.sbx[n])
+	}
 	l.buildEdges()
 
 	for _, n := range l.netNames {
 		l.cfg.Networks = append(l.cfg.Networks, l.networks[n].out)
+	}
+	for _, n := range l.volNames {
+		l.cfg.Volumes = append(l.cfg.Volumes, l.volumes[n])
 	}
 	for _, n := range l.sbxNames {
 		sb := l.sbx[n]
@@ -179,7 +191,9 @@ func (l *loader) declare(content *hcl.BodyContent) {
 	l.vars = make(map[string]*variable)
 	l.locals = make(map[string]*local)
 	l.networks = make(map[string]*netDecl)
+	l.volumes = make(map[string]*Volume)
 	l.sbx = make(map[string]*sbDecl)
+	l.named = make(map[string]map[string]*hcl.Block)
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "project":
@@ -189,66 +203,84 @@ func (l *loader) declare(content *hcl.BodyContent) {
 			}
 			l.project = b
 		case "variable":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid variable name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore.", name)
-				continue
+			if name, ok := l.blockName(b); ok {
+				v := &variable{name: name, block: b}
+				l.vars[name] = v
+				l.varOrder = append(l.varOrder, v)
 			}
-			if prev, ok := l.vars[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate variable", "A variable named %q was already declared at %s. Each variable needs a unique name.", name, at(prev.block.DefRange))
-				continue
-			}
-			v := &variable{name: name, block: b}
-			l.vars[name] = v
-			l.varOrder = append(l.varOrder, v)
 		case "locals":
-			attrs, diags := b.Body.JustAttributes()
-			l.diags = append(l.diags, diags...)
-			for _, a := range sortedAttrs(attrs) {
-				if prev, ok := l.locals[a.Name]; ok {
-					l.errorf(&a.NameRange, "Duplicate local value", "A local value named %q was already defined at %s. Local value names must be unique.", a.Name, at(prev.attr.NameRange))
-					continue
-				}
-				lc := &local{name: a.Name, attr: a, value: cty.DynamicVal}
-				l.locals[a.Name] = lc
-				l.localList = append(l.localList, lc)
-			}
+			l.declareLocals(b)
 		case "network":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid network name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore.", name)
-				continue
+			if name, ok := l.blockName(b); ok {
+				l.networks[name] = &netDecl{block: b, out: &Network{Name: name, Range: b.DefRange}}
+				l.netNames = append(l.netNames, name)
 			}
-			if prev, ok := l.networks[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate network", "A network named %q was already defined at %s. Each network needs a unique name.", name, at(prev.block.DefRange))
-				continue
+		case "volume":
+			if name, ok := l.blockName(b); ok {
+				_, diags := b.Body.Content(volumeSchema())
+				l.diags = append(l.diags, diags...)
+				l.volumes[name] = &Volume{Name: name, Range: b.DefRange}
+				l.volNames = append(l.volNames, name)
 			}
-			l.networks[name] = &netDecl{block: b, out: &Network{Name: name, Range: b.DefRange}}
-			l.netNames = append(l.netNames, name)
 		case "sandbox":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid sandbox name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore, at most 63 characters.", name)
+			name, ok := l.blockName(b)
+			body, isSyntax := b.Body.(*hclsyntax.Body)
+			if !ok || !isSyntax {
 				continue
 			}
-			if prev, ok := l.sbx[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate sandbox", "A sandbox named %q was already defined at %s. Each sandbox needs a unique name.", name, at(prev.block.DefRange))
-				continue
-			}
-			body, ok := b.Body.(*hclsyntax.Body)
-			if !ok {
-				continue
-			}
-			sb := &sbDecl{block: b, body: body, out: &Sandbox{
-				Name: name, CPUs: 1, MemoryMiB: 512, Restart: RestartNo, StopTimeout: defaultStopTimeout,
+			l.sbx[name] = &sbDecl{block: b, body: body, out: &Sandbox{
+				Name: name, CPUs: 1, MemoryMiB: 512, Pids: DefaultPids, Restart: RestartNo, StopTimeout: defaultStopTimeout,
 				Network: NetworkSpec{Scope: ScopePublic}, Range: b.DefRange,
 			}}
-			l.sbx[name] = sb
 			l.sbxNames = append(l.sbxNames, name)
 		}
 	}
 	sort.Strings(l.netNames)
+	sort.Strings(l.volNames)
 	sort.Strings(l.sbxNames)
+}
+
+// blockName checks the label of a variable, network, volume or sandbox block: a valid name,
+// and the first block of its type with it.
+func (l *loader) blockName(b *hcl.Block) (string, bool) {
+	name := b.Labels[0]
+	if !validName(name) {
+		l.errorf(&b.LabelRanges[0], "Invalid "+b.Type+" name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore, at most 63 characters.", name)
+		return "", false
+	}
+	if l.named[b.Type] == nil {
+		l.named[b.Type] = make(map[string]*hcl.Block)
+	}
+	if p := l.named[b.Type][name]; p != nil {
+		l.errorf(&b.DefRange, "Duplicate "+b.Type, "A %s named %q was already declared at %s. Each %s needs a unique name.", b.Type, name, at(p.DefRange), b.Type)
+		return "", false
+	}
+	l.named[b.Type][name] = b
+	return name, true
+}
+
+// declareLocals collects the values of one locals block.
+func (l *loader) declareLocals(b *hcl.Block) {
+	attrs, diags := b.Body.JustAttributes()
+	l.diags = append(l.diags, diags...)
+	for _, a := range sortedAttrs(attrs) {
+		if prev, ok := l.locals[a.Name]; ok {
+			l.errorf(&a.NameRange, "Duplicate local value", "A local value named %q was already defined at %s. Local value names must be unique.", a.Name, at(prev.attr.NameRange))
+			continue
+		}
+		lc := &local{name: a.Name, attr: a, value: cty.DynamicVal}
+		l.locals[a.Name] = lc
+		l.localList = append(l.localList, lc)
+	}
+}
+
+// volumeObject is the volume.* object: volume.NAME.name is NAME.
+func (l *loader) volumeObject() cty.Value {
+	m := make(map[string]cty.Value, len(l.volNames))
+	for _, name := range l.volNames {
+		m[name] = cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal(name)})
+	}
+	return cty.ObjectVal(m)
 }
 
 func (l *loader) decodeProject() {
@@ -259,9 +291,9 @@ func (l *loader) decodeProject() {
 	l.diags = append(l.diags, diags...)
 	l.cfg.Project.Range = l.project.DefRange
 	if s, ok := l.str(c.Attributes["name"], stageBase, nil, ""); ok {
-		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "/\\\x00") {
+		if !validProjectName(s) {
 			r := c.Attributes["name"].Expr.Range()
-			l.errorf(&r, "Invalid project name", "%q is not a valid project name: it must be non-empty and contain no slashes.", s)
+			l.errorf(&r, "Invalid project name", "%q is not a valid project name: use 1 to 63 letters, digits, dots, underscores and dashes, starting with a letter or a digit. It names the project's networks, cgroups and records on this machine.", s)
 		} else {
 			l.cfg.Project.Name = s
 		}
@@ -274,6 +306,46 @@ func (l *loader) decodeProject() {
 			l.errorf(&r, "Invalid driver", "Driver %q is not known; use \"krun\" (libkrun microVMs, the default) or \"ns\" (Linux namespaces).%s", s, suggest(s, DriverNames()))
 		}
 	}
+	l.decodeAllowHostPaths(c.Attributes["allow_host_paths"])
+}
+
+// validProjectName reports whether s can name a project: host-side names (network
+// interfaces, nftables tables, cgroups, directories) are made from it.
+func validProjectName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case (c == '.' || c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// defaultProjectName makes a project name of a directory's name: characters a project name
+// cannot have become dashes ("my app" is my-app), and a name with nothing usable is "project".
+func defaultProjectName(base string) string {
+	if validProjectName(base) {
+		return base
+	}
+	b := []byte(strings.TrimLeft(base, "._-"))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	s := strings.TrimLeft(string(b), "._-")
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	if !validProjectName(s) {
+		return "project"
+	}
+	return s
 }
 
 // validName reports whether s can name a sandbox, network or variable: it must be usable in a
@@ -382,49 +454,5 @@ func (l *loader) abs(p string) string {
 }
 
 func (l *loader) addReadFile(p string) {
-	l.readMu.Lock()
-	defer l.readMu.Unlock()
 	l.read[p] = true
-}
-
-// parallel runs one phase (phase1 or phase2) over every sandbox. Sandboxes are independent
-// there (each writes only its own declaration and spec; the evaluation context is only read),
-// so a large file is evaluated on every core, each worker a copy of the loader collecting its
-// own diagnostics (and, in phase 1, its own expression references), merged after.
-func (l *loader) parallel(phase func(*loader, *sbDecl), ownTravs bool) {
-	workers := runtime.GOMAXPROCS(0)
-	if len(l.sbxNames) < 64 || workers < 2 {
-		for _, n := range l.sbxNames {
-			phase(l, l.sbx[n])
-		}
-		return
-	}
-	per := (len(l.sbxNames) + workers - 1) / workers
-	shards := make([]*loader, 0, workers)
-	var wg sync.WaitGroup
-	for lo := 0; lo < len(l.sbxNames); lo += per {
-		names := l.sbxNames[lo:min(lo+per, len(l.sbxNames))]
-		shard := *l
-		shard.diags = nil
-		if ownTravs {
-			shard.travs = make(map[hclsyntax.Expression][]hcl.Traversal)
-		}
-		shards = append(shards, &shard)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, n := range names {
-				phase(&shard, l.sbx[n])
-			}
-		}()
-	}
-	wg.Wait()
-	for _, s := range shards {
-		l.diags = append(l.diags, s.diags...)
-		if ownTravs {
-			for e, t := range s.travs {
-				l.travs[e] = t
-			}
-		}
-	}
 }

@@ -46,7 +46,31 @@ func (l *loader) analyzeLocals() {
 			}
 		}
 	}
-	// Depth-first search: report each cycle once, and order locals dependencies-first.
+	l.sortLocals()
+	// l.topo has dependencies first, so one pass computes the transitive closure.
+	for _, lc := range l.topo {
+		for _, d := range lc.deps {
+			dep := l.locals[d]
+			if dep.cycle {
+				continue
+			}
+			for s := range dep.sbx {
+				lc.sbx[s] = true
+			}
+			lc.usesNet = lc.usesNet || dep.usesNet
+		}
+		switch {
+		case len(lc.sbx) > 0:
+			lc.stage = stageAll
+		case lc.usesNet:
+			lc.stage = stageNetworks
+		}
+	}
+}
+
+// sortLocals orders the locals dependencies-first into l.topo with a depth-first search, and
+// reports each cycle once.
+func (l *loader) sortLocals() {
 	const (
 		white = iota
 		grey
@@ -86,25 +110,6 @@ func (l *loader) analyzeLocals() {
 	for _, lc := range l.localList {
 		if color[lc.name] == white {
 			visit(lc)
-		}
-	}
-	// l.topo has dependencies first, so one pass computes the transitive closure.
-	for _, lc := range l.topo {
-		for _, d := range lc.deps {
-			dep := l.locals[d]
-			if dep.cycle {
-				continue
-			}
-			for s := range dep.sbx {
-				lc.sbx[s] = true
-			}
-			lc.usesNet = lc.usesNet || dep.usesNet
-		}
-		switch {
-		case len(lc.sbx) > 0:
-			lc.stage = stageAll
-		case lc.usesNet:
-			lc.stage = stageNetworks
 		}
 	}
 }
@@ -169,7 +174,7 @@ func (l *loader) checkRefs(travs []hcl.Traversal, stage int, what string) bool {
 	for _, t := range travs {
 		root := t.RootName()
 		switch root {
-		case "var", "local", "network", "sandbox", "path":
+		case "var", "local", "network", "volume", "sandbox", "path":
 		default:
 			continue // functions' and dynamic blocks' own names; HCL reports unknown ones
 		}
@@ -201,6 +206,11 @@ func (l *loader) checkRefs(travs []hcl.Traversal, stage int, what string) bool {
 				ok = false
 			} else if stage < stageNetworks {
 				l.errorf(&rng, "Invalid reference", "Networks cannot be referenced in %s.", what)
+				ok = false
+			}
+		case "volume":
+			if _, found := l.volumes[name]; !found {
+				l.errorf(&rng, "Reference to undeclared volume", "No volume named %q is defined.%s Define it with a volume %q {} block.", name, suggest(name, l.volNames), name)
 				ok = false
 			}
 		case "sandbox":
