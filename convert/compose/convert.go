@@ -15,20 +15,21 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/sbx-dev/sbx/convert"
 	"github.com/sbx-dev/sbx/convert/sandboxfile"
+	"github.com/sbx-dev/sbx/lang/imageref"
 )
 
 type converter struct {
-	opts    options
-	project *types.Project
-	files   []types.ConfigFile
-	notes   []convert.Note
-	names   map[string]string // service name → sandbox name
-	groups  map[string]*group // compose network name → its sbx group
-	out     *sandboxfile.File
+	opts     options
+	project  *types.Project
+	files    []types.ConfigFile
+	notes    []convert.Note
+	names    map[string]string // service name → sandbox name
+	groups   map[string]*group // compose network name → its sbx group
+	volNames map[string]string // compose volume name → sbx volume name
+	out      *sandboxfile.File
 }
 
 // group is one sbx network: one or more Compose networks that share a service, since a
@@ -78,6 +79,7 @@ func (c *converter) convert() (*Result, error) {
 		c.note(name, "profiles", "not imported: its profiles (%s) are not active; pass --profile %s to include it", strings.Join(svc.Profiles, ", "), svc.Profiles[0])
 	}
 	c.networks(services)
+	c.volNames = map[string]string{}
 	for _, name := range services {
 		c.out.Sandboxes = append(c.out.Sandboxes, c.service(c.project.Services[name]))
 	}
@@ -401,12 +403,7 @@ func imageOf(project string, svc types.ServiceConfig) string {
 // validImage reports whether lang accepts s as an image: a registry reference or a local
 // source.
 func validImage(s string) bool {
-	for _, p := range []string{"oci-layout:", "docker-archive:", "dir:"} {
-		if strings.HasPrefix(s, p) {
-			return len(s) > len(p)
-		}
-	}
-	_, err := name.ParseReference(s)
+	_, err := imageref.Parse(s)
 	return err == nil
 }
 
@@ -729,14 +726,46 @@ func (c *converter) volumes(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {
 				c.note(svc.Name, key, "anonymous volume at %s has no equivalent: the sandbox's writable layer keeps it until sbx down", v.Target)
 				continue
 			}
-			sb.Notes = append(sb.Notes,
-				fmt.Sprintf("Named volume %q at %s: this sbx has no named volumes yet. Mount a host", v.Source, v.Target),
-				fmt.Sprintf("directory instead: mount { source = \"./.volumes/%s\", target = %q }", v.Source, v.Target))
-			c.note(svc.Name, key, "named volume %q (at %s) not mapped: this sbx has no named volumes yet; see the comment in sandbox %q", v.Source, v.Target, sb.Name)
+			vol := c.volume(v.Source)
+			m := &sandboxfile.Mount{Volume: vol, Target: v.Target, ReadOnly: v.ReadOnly}
+			if v.Volume != nil && v.Volume.NoCopy {
+				c.note(svc.Name, key, "nocopy has no equivalent: sbx starts a new volume empty")
+			}
+			if v.Volume != nil && v.Volume.Subpath != "" {
+				c.note(svc.Name, key, "subpath %q has no equivalent: the whole volume is mounted", v.Volume.Subpath)
+			}
+			sb.Mounts = append(sb.Mounts, m)
 		default:
 			c.note(svc.Name, key, "%s mount at %s has no equivalent", v.Type, v.Target)
 		}
 	}
+}
+
+// volume declares the named volume (once) and returns its sbx name.
+func (c *converter) volume(name string) string {
+	if n, ok := c.volNames[name]; ok {
+		return n
+	}
+	n := sandboxfile.Name(name, "vol-")
+	c.volNames[name] = n
+	decl := &sandboxfile.Volume{Name: n}
+	if vc, ok := c.project.Volumes[name]; ok {
+		if bool(vc.External) {
+			decl.Comments = append(decl.Comments, fmt.Sprintf("Compose volume %s is external (made outside Compose); sbx makes its own, empty.", name))
+			c.note("", "volumes."+name+".external", "no equivalent: sbx creates volume %q, empty", n)
+		}
+		if vc.Driver != "" && vc.Driver != "local" {
+			c.note("", "volumes."+name+".driver", "driver %q has no equivalent: sbx volumes are local", vc.Driver)
+		}
+		if len(vc.DriverOpts) > 0 {
+			c.note("", "volumes."+name+".driver_opts", "no equivalent: sbx volumes are plain directories")
+		}
+	}
+	if n != name {
+		c.note("", "volumes."+name, "renamed to %q: volume names are letters, digits, '_' and '-'", n)
+	}
+	c.out.Volumes = append(c.out.Volumes, decl)
+	return n
 }
 
 // sensitiveHostPath says why a host path must not be mounted into a sandbox, or "".

@@ -112,9 +112,19 @@ func TestMappings(t *testing.T) {
 					t.Errorf("mounts = %+v", m)
 				}
 			}},
-		{"named volumes: a comment until sbx has them", "services:\n  a:\n    image: alpine\n    volumes: [\"pg:/var/lib/pg\"]\nvolumes:\n  pg: {}\n", nil,
+		{"named volumes", "services:\n  a:\n    image: alpine\n    volumes: [\"pg:/var/lib/pg\", \"my.cache:/cache:ro\"]\n  b:\n    image: alpine\n    volumes: [\"pg:/backup\"]\nvolumes:\n  pg: {}\n  my.cache: {}\n", nil,
 			func(t *testing.T, cfg *lang.Config, notes []convert.Note, src string) {
-				if len(cfg.Sandbox("a").Mounts) != 0 || !hasNote(notes, "a", "volumes[0]", `named volume "pg"`) || !strings.Contains(src, `# Named volume "pg" at /var/lib/pg`) {
+				if len(cfg.Volumes) != 2 || cfg.Volumes[0].Name != "my-cache" || cfg.Volumes[1].Name != "pg" {
+					t.Errorf("volumes = %+v", cfg.Volumes)
+				}
+				m := cfg.Sandbox("a").Mounts
+				if len(m) != 2 || m[0].Volume != "pg" || m[0].Target != "/var/lib/pg" || m[1].Volume != "my-cache" || !m[1].ReadOnly {
+					t.Errorf("mounts = %+v", m)
+				}
+				if m := cfg.Sandbox("b").Mounts; len(m) != 1 || m[0].Volume != "pg" {
+					t.Errorf("b mounts = %+v", m)
+				}
+				if strings.Count(src, `volume "pg" {}`) != 1 || !hasNote(notes, "", "volumes.my.cache", `"my-cache"`) {
 					t.Errorf("notes %v\n%s", notes, src)
 				}
 			}},

@@ -30,6 +30,7 @@ import (
 
 	"github.com/sbx-dev/sbx/convert"
 	"github.com/sbx-dev/sbx/lang"
+	"github.com/sbx-dev/sbx/lang/imageref"
 )
 
 // Volume modes for WithVolumes.
@@ -207,6 +208,36 @@ func Export(cfg *lang.Config, opts ...Option) (*Result, error) {
 			},
 		}}})
 	}
+	if len(cfg.Volumes) > 0 {
+		vf := File{Name: "volumes"}
+		for _, v := range cfg.Volumes {
+			users := 0
+			for _, sb := range cfg.Sandboxes {
+				for _, m := range sb.Mounts {
+					if m.Volume == v.Name {
+						users++
+						break
+					}
+				}
+			}
+			comments := []string{fmt.Sprintf("Named volume %s: a claim that outlives the pods, as the volume outlives sbx down.", v.Name)}
+			if users > 1 {
+				comments = append(comments, fmt.Sprintf("%d sandboxes mount it: with ReadWriteOnce their pods must share a node; use a ReadWriteMany storage class otherwise.", users))
+			}
+			vf.Objects = append(vf.Objects, Object{Comments: comments, Object: &corev1.PersistentVolumeClaim{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+				ObjectMeta: metav1.ObjectMeta{Name: volumeClaim(v.Name), Labels: map[string]string{LabelPartOf: e.project, LabelManagedBy: "sbx"}},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+				},
+			}})
+			if n := volumeClaim(v.Name); n != v.Name {
+				e.note("", "volume."+v.Name, "its claim is named %q: Kubernetes names are DNS labels", n)
+			}
+		}
+		res.Files = append(res.Files, vf)
+	}
 	for _, sb := range cfg.Sandboxes {
 		res.Files = append(res.Files, e.sandbox(sb))
 	}
@@ -256,7 +287,7 @@ func (e *exporter) sandbox(sb *lang.Sandbox) File {
 	case sensitive("image"):
 		c.Image = ""
 		e.note(sb.Name, "image", "derives from a sensitive variable: left out; set it by hand")
-	case strings.HasPrefix(sb.Image, lang.ImageOCILayout), strings.HasPrefix(sb.Image, lang.ImageDockerArchive), strings.HasPrefix(sb.Image, lang.ImageDir):
+	case imageref.IsLocal(sb.Image):
 		e.note(sb.Name, "image", "%s is a local image a cluster cannot pull: push it to a registry and set image", sb.Image)
 	}
 	if sensitive("workdir") {
@@ -385,6 +416,10 @@ func (e *exporter) sandbox(sb *lang.Sandbox) File {
 	for i, m := range sb.Mounts {
 		vol := fmt.Sprintf("mount-%d", i)
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: vol, MountPath: m.Target, ReadOnly: m.ReadOnly})
+		if m.Volume != "" {
+			pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: volumeClaim(m.Volume), ReadOnly: m.ReadOnly}}})
+			continue
+		}
 		if sensitive(fmt.Sprintf("mounts[%d].source", i)) {
 			e.note(sb.Name, fmt.Sprintf("mounts[%d]", i), "its source derives from a sensitive variable: an emptyDir stands in; set the volume by hand")
 			pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
@@ -413,7 +448,11 @@ func (e *exporter) sandbox(sb *lang.Sandbox) File {
 
 	workload := Object{}
 	comments := []string{fmt.Sprintf("Sandbox %s (%s).", sb.Name, scopeText(sb.Network))}
-	if len(sb.Mounts) > 0 && e.opts.volumes == VolumesHostPath {
+	hostPaths := false
+	for _, m := range sb.Mounts {
+		hostPaths = hostPaths || m.Volume == ""
+	}
+	if hostPaths && e.opts.volumes == VolumesHostPath {
 		comments = append(comments, "Its mounts are hostPath volumes: they only work where the node is this machine. A",
 			"PersistentVolumeClaim is what a cluster wants: export with --volumes pvc.")
 	}
@@ -744,5 +783,8 @@ func labelValue(s string) string {
 	}
 	return out
 }
+
+// volumeClaim names the PersistentVolumeClaim of a named volume.
+func volumeClaim(name string) string { return dnsLabel(name) }
 
 func ptr[T any](v T) *T { return &v }

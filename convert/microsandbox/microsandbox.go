@@ -14,11 +14,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sbx-dev/sbx/convert"
 	"github.com/sbx-dev/sbx/convert/sandboxfile"
+	"github.com/sbx-dev/sbx/lang/imageref"
 )
 
 // Option configures Import.
@@ -494,10 +494,7 @@ func imageRef(s string) string {
 }
 
 func validImage(s string) bool {
-	if strings.HasPrefix(s, "dir:") {
-		return len(s) > len("dir:")
-	}
-	_, err := name.ParseReference(s)
+	_, err := imageref.Parse(s)
 	return err == nil
 }
 

@@ -126,7 +126,13 @@ func (f *File) Bytes() []byte {
 	}
 	for _, v := range f.Volumes {
 		comments(root, v.Comments)
-		root.AppendNewBlock("volume", []string{v.Name})
+		// An empty block, written on one line as people write it: volume "data" {}
+		toks := hclwrite.Tokens{{Type: hclsyntax.TokenIdent, Bytes: []byte("volume")}}
+		toks = append(toks, hclwrite.TokensForValue(cty.StringVal(v.Name))...)
+		toks = append(toks, &hclwrite.Token{Type: hclsyntax.TokenOBrace, Bytes: []byte("{")},
+			&hclwrite.Token{Type: hclsyntax.TokenCBrace, Bytes: []byte("}")},
+			&hclwrite.Token{Type: hclsyntax.TokenNewline, Bytes: []byte("\n")})
+		root.AppendUnstructuredTokens(toks)
 		root.AppendNewline()
 	}
 	for _, n := range f.Networks {
