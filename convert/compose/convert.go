@@ -18,6 +18,7 @@ import (
 
 	"github.com/sbx-dev/sbx/convert"
 	"github.com/sbx-dev/sbx/convert/sandboxfile"
+	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/lang/imageref"
 )
 
@@ -251,12 +252,12 @@ var mapped = map[string]bool{
 	"env_file": true, "working_dir": true, "user": true, "ports": true, "volumes": true,
 	"networks": true, "network_mode": true, "depends_on": true, "healthcheck": true,
 	"restart": true, "deploy": true, "cpus": true, "mem_limit": true, "ulimits": true,
-	"stop_grace_period": true, "profiles": true,
+	"stop_grace_period": true, "profiles": true, "pids_limit": true,
 }
 
 // mappedDeploy are the deploy keys mapped.
 var mappedDeploy = map[string]bool{
-	"resources.limits.cpus": true, "resources.limits.memory": true, "restart_policy.condition": true,
+	"resources.limits.cpus": true, "resources.limits.memory": true, "resources.limits.pids": true, "restart_policy.condition": true,
 }
 
 // unmappedHints explain the keys people most often miss.
@@ -273,7 +274,6 @@ var unmappedHints = map[string]string{
 	"expose":         "no equivalent: sandboxes in a group reach every port of each other",
 	"extra_hosts":    "no equivalent",
 	"dns":            "no equivalent: sbx gives sandboxes its own resolver",
-	"pids_limit":     "no equivalent in the Sandboxfile yet (sbx limits processes to 4096)",
 	"tmpfs":          "no equivalent",
 	"logging":        "no equivalent: sbx keeps the console log (sbx logs)",
 	"security_opt":   "no equivalent",
@@ -511,6 +511,18 @@ func (c *converter) resources(svc types.ServiceConfig, sb *sandboxfile.Sandbox) 
 		if float64(n) != math.Round(cpus*1000)/1000 {
 			sb.Comments = append(sb.Comments, fmt.Sprintf("Compose limited it to %g CPUs; a sandbox has whole vCPUs.", cpus))
 		}
+	}
+	pids := svc.PidsLimit
+	if d := svc.Deploy; d != nil && d.Resources.Limits != nil && d.Resources.Limits.Pids != 0 {
+		pids = d.Resources.Limits.Pids
+	}
+	switch {
+	case pids > int64(lang.MaxPids):
+		sb.Pids = lang.MaxPids
+	case pids > 0:
+		sb.Pids = int(pids)
+	case pids < 0:
+		c.note(svc.Name, "pids_limit", "unlimited has no equivalent: sbx's default of %d processes applies; set pids up to %d", lang.DefaultPids, lang.MaxPids)
 	}
 	if mem > 0 {
 		mib := (mem + (1<<20 - 1)) >> 20

@@ -187,6 +187,12 @@ func TestMappings(t *testing.T) {
 					t.Errorf("b: cpus %d memory %d", b.CPUs, b.MemoryMiB)
 				}
 			}},
+		{"pids_limit and deploy.resources.limits.pids", "services:\n  a:\n    image: alpine\n    pids_limit: 100\n  b:\n    image: alpine\n    deploy: {resources: {limits: {pids: 200}}}\n  c:\n    image: alpine\n    pids_limit: -1\n", nil,
+			func(t *testing.T, cfg *lang.Config, notes []convert.Note, _ string) {
+				if cfg.Sandbox("a").Pids != 100 || cfg.Sandbox("b").Pids != 200 || cfg.Sandbox("c").Pids != lang.DefaultPids || !hasNote(notes, "c", "pids_limit", "unlimited") {
+					t.Errorf("pids = %d %d %d, notes %v", cfg.Sandbox("a").Pids, cfg.Sandbox("b").Pids, cfg.Sandbox("c").Pids, notes)
+				}
+			}},
 		{"ulimits", "services:\n  a:\n    image: alpine\n    ulimits:\n      nproc: 512\n      nofile: {soft: 1024, hard: 4096}\n", nil,
 			func(t *testing.T, cfg *lang.Config, _ []convert.Note, _ string) {
 				want := []lang.Rlimit{{Resource: "NOFILE", Number: 7, Soft: 1024, Hard: 4096}, {Resource: "NPROC", Number: 6, Soft: 512, Hard: 512}}

@@ -402,6 +402,9 @@ func (e *exporter) sandbox(sb *lang.Sandbox) File {
 	if len(sb.Rlimits) > 0 {
 		e.note(sb.Name, "rlimits", "no equivalent in a pod spec: set them in the image's entrypoint (ulimit) or the node's runtime")
 	}
+	if sb.Pids != 0 && sb.Pids != lang.DefaultPids {
+		e.note(sb.Name, "pids", "no equivalent in a pod spec: the kubelet's podPidsLimit applies")
+	}
 	if sb.Watch != nil {
 		e.note(sb.Name, "watch", "no equivalent: a cluster does not watch host paths")
 	}

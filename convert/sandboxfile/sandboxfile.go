@@ -55,6 +55,7 @@ type Sandbox struct {
 	Image       string
 	CPUs        int
 	Memory      string
+	Pids        int
 	Entrypoint  []string
 	Command     []string
 	Workdir     string
@@ -162,6 +163,9 @@ func (s *Sandbox) write(b *hclwrite.Body) {
 		b.SetAttributeValue("cpus", cty.NumberIntVal(int64(s.CPUs)))
 	}
 	str("memory", s.Memory)
+	if s.Pids > 0 {
+		b.SetAttributeValue("pids", cty.NumberIntVal(int64(s.Pids)))
+	}
 	if s.Entrypoint != nil {
 		b.SetAttributeValue("entrypoint", strList(s.Entrypoint))
 	}
