@@ -84,6 +84,7 @@ func (c *converter) convert() (*Result, error) {
 	for _, name := range services {
 		c.out.Sandboxes = append(c.out.Sandboxes, c.service(c.project.Services[name]))
 	}
+	c.addresses(services)
 	for _, name := range sortedKeys(c.project.Secrets) {
 		c.note("", "secrets."+name, "no equivalent in sbx; pass the value in env or mount the file")
 	}
@@ -778,6 +779,120 @@ func (c *converter) volume(name string) string {
 	}
 	c.out.Volumes = append(c.out.Volumes, decl)
 	return n
+}
+
+// addresses rewrites the host names of env values: in Compose a service reaches another by
+// its name (or a network alias), in sbx by its address, sandbox.NAME.ip, which also makes the
+// dependency explicit. Only names of sandboxes in the same group are rewritten: others are not
+// reachable either way.
+func (c *converter) addresses(services []string) {
+	group := map[string]string{}
+	for _, sb := range c.out.Sandboxes {
+		if sb.Network != nil && sb.Network.Scope != "none" {
+			group[sb.Name] = sb.Network.Group
+		}
+	}
+	hosts := map[string]string{}
+	for _, svc := range services {
+		hosts[svc] = c.names[svc]
+		for _, nc := range c.project.Services[svc].Networks {
+			if nc != nil {
+				for _, a := range nc.Aliases {
+					if _, taken := hosts[a]; !taken {
+						hosts[a] = c.names[svc]
+					}
+				}
+			}
+		}
+	}
+	for _, sb := range c.out.Sandboxes {
+		g := group[sb.Name]
+		if g == "" {
+			continue
+		}
+		reach := func(target string) bool { return target != sb.Name && group[target] == g }
+		for _, k := range sortedKeys(sb.Env) {
+			t := hostTemplate(k, sb.Env[k], hosts, reach)
+			if t == nil {
+				continue
+			}
+			if sb.EnvRefs == nil {
+				sb.EnvRefs = map[string]sandboxfile.Template{}
+			}
+			delete(sb.Env, k)
+			sb.EnvRefs[k] = t
+		}
+		if len(sb.EnvRefs) > 0 {
+			sb.Comments = append(sb.Comments, "Compose's service names used as host names are sandbox.NAME.ip here: sandboxes reach each other by address.")
+		}
+	}
+}
+
+// hostTemplate finds the host names in an env value: in a URL or address (//db, @db, db:5432),
+// or as the whole value of a variable whose name says it holds a host (DB_HOST=db). It
+// returns nil when there is none.
+func hostTemplate(key, v string, hosts map[string]string, reach func(string) bool) sandboxfile.Template {
+	if target, ok := hosts[v]; ok && reach(target) && hostKey(key) {
+		return sandboxfile.Template{{IPOf: target}}
+	}
+	type match struct {
+		at, end int
+		target  string
+	}
+	var found []match
+	for h, target := range hosts {
+		if !reach(target) {
+			continue
+		}
+		for from := 0; ; {
+			i := strings.Index(v[from:], h)
+			if i < 0 {
+				break
+			}
+			i += from
+			end := i + len(h)
+			from = end
+			before := i == 0 || strings.ContainsRune("/@=,; \"'(", rune(v[i-1]))
+			after := end == len(v) || strings.ContainsRune(":/,; \"')?", rune(v[end]))
+			urlish := (i >= 2 && v[i-2:i] == "//") || (i >= 1 && v[i-1] == '@') || (end+1 < len(v) && v[end] == ':' && v[end+1] >= '0' && v[end+1] <= '9')
+			if before && after && urlish {
+				found = append(found, match{i, end, target})
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	sort.Slice(found, func(a, b int) bool {
+		return found[a].at < found[b].at || found[a].at == found[b].at && found[a].end > found[b].end
+	})
+	var t sandboxfile.Template
+	pos := 0
+	for _, m := range found {
+		if m.at < pos {
+			continue
+		}
+		if m.at > pos {
+			t = append(t, sandboxfile.Part{Lit: v[pos:m.at]})
+		}
+		t = append(t, sandboxfile.Part{IPOf: m.target})
+		pos = m.end
+	}
+	if pos < len(v) {
+		t = append(t, sandboxfile.Part{Lit: v[pos:]})
+	}
+	return t
+}
+
+// hostKey reports whether an environment variable's name says its value is a host.
+func hostKey(k string) bool {
+	u := strings.ToUpper(k)
+	for _, w := range []string{"HOST", "ADDR", "SERVER", "ENDPOINT", "BROKER", "NODES", "PEERS"} {
+		if strings.Contains(u, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // sensitiveHostPath says why a host path must not be mounted into a sandbox, or "".

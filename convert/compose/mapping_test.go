@@ -89,6 +89,25 @@ func TestMappings(t *testing.T) {
 					t.Errorf("env_file not referenced:\n%s", src)
 				}
 			}},
+		{"service names as host names become sandbox addresses", "services:\n  app:\n    image: alpine\n    environment:\n      DATABASE_URL: postgres://u:p@db:5432/app\n      REDIS_HOST: cache\n      CACHE_DRIVER: cache\n      SEARCH: http://es:9200,http://db2:1\n      OTHER: mongodb://mongo:27017\n  db:\n    image: postgres\n  cache:\n    image: redis\n    networks:\n      default:\n        aliases: [es]\n  mongo:\n    image: mongo\n    network_mode: none\n", nil,
+			func(t *testing.T, cfg *lang.Config, _ []convert.Note, src string) {
+				app, db, cache := cfg.Sandbox("app"), cfg.Sandbox("db"), cfg.Sandbox("cache")
+				want := map[string]string{
+					"DATABASE_URL": "postgres://u:p@" + db.Network.IP.String() + ":5432/app",
+					"REDIS_HOST":   cache.Network.IP.String(),
+					"CACHE_DRIVER": "cache",
+					"SEARCH":       "http://" + cache.Network.IP.String() + ":9200,http://db2:1",
+					"OTHER":        "mongodb://mongo:27017",
+				}
+				for k, v := range want {
+					if app.Env[k] != v {
+						t.Errorf("%s = %q, want %q", k, app.Env[k], v)
+					}
+				}
+				if !strings.Contains(src, `"postgres://u:p@${sandbox.db.ip}:5432/app"`) || !slices.Equal(cfg.Dependencies("app"), []string{"cache", "db"}) {
+					t.Errorf("deps %v\n%s", cfg.Dependencies("app"), src)
+				}
+			}},
 		{"working_dir and user", "services:\n  a:\n    image: alpine\n    working_dir: /srv\n    user: \"1000:100\"\n", nil,
 			func(t *testing.T, cfg *lang.Config, _ []convert.Note, _ string) {
 				if sb := cfg.Sandbox("a"); sb.Workdir != "/srv" || sb.User != "1000:100" {
