@@ -469,6 +469,10 @@ func (c *converter) environment(svc types.ServiceConfig, sb *sandboxfile.Sandbox
 			sb.Comments = append(sb.Comments, fmt.Sprintf("env has the values of %s written out (Compose interpolates that file; sbx reads env files literally).", c.rel(ef.Path)))
 			continue
 		}
+		if filepath.IsAbs(c.rel(ef.Path)) {
+			sb.Comments = append(sb.Comments, fmt.Sprintf("env has the values of %s written out: sbx reads env files inside the project only.", ef.Path))
+			continue
+		}
 		vals, err := dotenv.UnmarshalBytesWithLookup(data, func(string) (string, bool) { return "", false })
 		if err != nil {
 			continue
@@ -480,6 +484,10 @@ func (c *converter) environment(svc types.ServiceConfig, sb *sandboxfile.Sandbox
 	}
 	for _, k := range sortedKeys(svc.Environment) {
 		v := svc.Environment[k]
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			c.note(svc.Name, "environment", "%q cannot be a variable name (it has '=' or NUL): left out", k)
+			continue
+		}
 		if v == nil {
 			c.note(svc.Name, "environment."+k, "left out: it takes its value from the environment, where it is not set")
 			continue
@@ -722,7 +730,7 @@ func (c *converter) volumes(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {
 				c.note(svc.Name, key, "target %q is not an absolute path: left out", v.Target)
 				continue
 			}
-			if why := sensitiveHostPath(v.Source); why != "" {
+			if why := convert.SensitiveHostPath(v.Source, c.opts.workingDir); why != "" {
 				c.note(svc.Name, key, "%s not mounted: %s", v.Source, why)
 				continue
 			}
@@ -893,24 +901,6 @@ func hostKey(k string) bool {
 		}
 	}
 	return false
-}
-
-// sensitiveHostPath says why a host path must not be mounted into a sandbox, or "".
-func sensitiveHostPath(p string) string {
-	p = filepath.Clean(p)
-	switch p {
-	case "/", "/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/var/run", "/run":
-		return "it would give the sandbox the host's " + p
-	}
-	if strings.HasSuffix(p, "/docker.sock") || strings.HasSuffix(p, "/podman.sock") || strings.HasSuffix(p, "/containerd.sock") {
-		return "a container engine's socket is root on the host"
-	}
-	for _, dir := range []string{"/.ssh", "/.gnupg", "/.aws", "/.kube"} {
-		if strings.HasSuffix(p, dir) || strings.Contains(p, dir+"/") {
-			return "it holds credentials"
-		}
-	}
-	return ""
 }
 
 func (c *converter) network(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {

@@ -339,6 +339,10 @@ func (c *converter) sandbox(name string, s *msSandbox) *sandboxfile.Sandbox {
 			c.note(name, fmt.Sprintf("volumes[%d]", i), "%q: the guest path must be absolute: left out", v)
 			continue
 		}
+		if why := convert.SensitiveHostPath(c.abs(host), c.dir); why != "" {
+			c.note(name, fmt.Sprintf("volumes[%d]", i), "%s not mounted: %s", host, why)
+			continue
+		}
 		sb.Mounts = append(sb.Mounts, &sandboxfile.Mount{Source: c.rel(c.abs(host)), Target: guest})
 	}
 	for i, p := range s.Ports {
