@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -325,6 +326,10 @@ func (c *converter) service(svc types.ServiceConfig) *sandboxfile.Sandbox {
 		sb.Rlimits = map[string]string{}
 		for _, k := range sortedKeys(svc.Ulimits) {
 			u := svc.Ulimits[k]
+			if !slices.Contains(rlimitNames, strings.ToUpper(k)) {
+				c.note(svc.Name, "ulimits."+k, "not a Linux resource limit sbx knows: left out")
+				continue
+			}
 			if u.Single != 0 {
 				sb.Rlimits[strings.ToUpper(k)] = rlimit(u.Single)
 			} else {
@@ -407,6 +412,10 @@ func validImage(s string) bool {
 	_, err := imageref.Parse(s)
 	return err == nil
 }
+
+// rlimitNames are the Linux resource limits lang knows.
+var rlimitNames = []string{"CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE",
+	"MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"}
 
 // rlimit writes one limit; Compose's -1 is unlimited.
 func rlimit(n int) string {
@@ -724,12 +733,12 @@ func (c *converter) ports(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {
 func (c *converter) volumes(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {
 	for i, v := range svc.Volumes {
 		key := fmt.Sprintf("volumes[%d]", i)
+		if !strings.HasPrefix(v.Target, "/") {
+			c.note(svc.Name, key, "target %q is not an absolute path: left out", v.Target)
+			continue
+		}
 		switch v.Type {
 		case types.VolumeTypeBind:
-			if !strings.HasPrefix(v.Target, "/") {
-				c.note(svc.Name, key, "target %q is not an absolute path: left out", v.Target)
-				continue
-			}
 			if why := convert.SensitiveHostPath(v.Source, c.opts.workingDir); why != "" {
 				c.note(svc.Name, key, "%s not mounted: %s", v.Source, why)
 				continue
