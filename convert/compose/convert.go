@@ -330,6 +330,10 @@ func (c *converter) service(svc types.ServiceConfig) *sandboxfile.Sandbox {
 				c.note(svc.Name, "ulimits."+k, "not a Linux resource limit sbx knows: left out")
 				continue
 			}
+			if u.Single == 0 && u.Hard >= 0 && (u.Soft < 0 || u.Soft > u.Hard) {
+				c.note(svc.Name, "ulimits."+k, "soft limit %d is above the hard limit %d: left out", u.Soft, u.Hard)
+				continue
+			}
 			if u.Single != 0 {
 				sb.Rlimits[strings.ToUpper(k)] = rlimit(u.Single)
 			} else {
