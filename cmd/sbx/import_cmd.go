@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/alecthomas/kong"
 	"github.com/sirupsen/logrus"
 
 	"github.com/sbx-dev/sbx/convert"
@@ -27,7 +29,7 @@ type importOutput struct {
 }
 
 type importComposeCmd struct {
-	Files            []string `arg:"" optional:"" name:"file" help:"Compose files, merged in order as docker compose -f does (default: compose.yaml or docker-compose.yml here, and its override file)." type:"path"`
+	Files            []string `arg:"" optional:"" name:"file" help:"Compose files, merged in order as docker compose -f does; -f FILE works too (default: compose.yaml or docker-compose.yml here, and its override file)." type:"path"`
 	Profile          []string `help:"Activate a Compose profile (repeatable; default: COMPOSE_PROFILES)." placeholder:"NAME"`
 	EnvFile          []string `help:"Read variables for interpolation from FILE instead of .env (repeatable)." placeholder:"FILE" type:"path"`
 	ProjectName      string   `help:"The Compose project name (default: the file's name: key, or the directory's name)." placeholder:"NAME"`
@@ -35,8 +37,8 @@ type importComposeCmd struct {
 	importOutput
 }
 
-func (c *importComposeCmd) Run(a *app) error {
-	files := c.Files
+func (c *importComposeCmd) Run(a *app, kctx *kong.Context) error {
+	files := append(composeFileFlags(kctx.Args), c.Files...)
 	if len(files) == 0 {
 		var err error
 		if files, err = defaultComposeFiles(); err != nil {
@@ -132,6 +134,33 @@ func (o *importOutput) write(a *app, f *sandboxfile.File, notes []convert.Note, 
 	}
 	fmt.Fprintln(a.stderr, "). Next: sbx validate, then sbx plan.")
 	return nil
+}
+
+// composeFileFlags are the files named with -f or --file after "compose": docker compose
+// users write sbx import compose -f a.yml -f b.yml, and sbx's global -f (the Sandboxfile, which
+// import does not read) keeps only the last one, so they are taken from the command line as
+// written, in order.
+func composeFileFlags(args []string) []string {
+	var out []string
+	seen := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return out
+		case a == "compose":
+			seen = true
+		case !seen:
+		case (a == "-f" || a == "--file") && i+1 < len(args):
+			out = append(out, args[i+1])
+			i++
+		case strings.HasPrefix(a, "--file="):
+			out = append(out, strings.TrimPrefix(a, "--file="))
+		case strings.HasPrefix(a, "-f") && len(a) > 2:
+			out = append(out, strings.TrimPrefix(strings.TrimPrefix(a, "-f"), "="))
+		}
+	}
+	return out
 }
 
 // defaultComposeFiles finds the Compose file of the working directory and its override file,
