@@ -73,7 +73,7 @@ func TestExportKubernetes(t *testing.T) {
 	if _, errs, code := runIn(t, dir, "export", "k8s", "-o", "k8s"); code != 0 || !strings.Contains(errs, "Wrote 3 manifest files into k8s") {
 		t.Fatalf("-o: %d %s", code, errs)
 	}
-	for _, f := range []string{"runtimeclass.yaml", "db.yaml", "api.yaml"} {
+	for _, f := range []string{"00-runtimeclass.yaml", "db.yaml", "api.yaml"} {
 		if _, err := os.Stat(filepath.Join(dir, "k8s", f)); err != nil {
 			t.Error(err)
 		}

@@ -92,9 +92,12 @@ type Object struct {
 	Object   any // a k8s.io/api object with its TypeMeta set
 }
 
-// File is a group of manifests written together: the RuntimeClass, or one sandbox's objects.
+// File is a group of manifests written together: the RuntimeClass, the named volumes' claims,
+// or one sandbox's objects.
 type File struct {
-	Name    string // file name without ".yaml"
+	// Name is the file name without ".yaml": the sandbox's DNS name, or 00-runtimeclass and
+	// 01-volumes, which no sandbox can be named (they start with a digit) and which sort first.
+	Name    string
 	Objects []Object
 }
 
@@ -194,7 +197,7 @@ func Export(cfg *lang.Config, opts ...Option) (*Result, error) {
 	}
 	res := &Result{}
 	if o.runtimeClass != "" {
-		res.Files = append(res.Files, File{Name: "runtimeclass", Objects: []Object{{
+		res.Files = append(res.Files, File{Name: "00-runtimeclass", Objects: []Object{{
 			Comments: []string{
 				"A cluster-admin step, once per cluster: pods with runtimeClassName: " + o.runtimeClass + " run in",
 				"libkrun microVMs through crun's krun handler, which every node must have (crun built",
@@ -209,7 +212,7 @@ func Export(cfg *lang.Config, opts ...Option) (*Result, error) {
 		}}})
 	}
 	if len(cfg.Volumes) > 0 {
-		vf := File{Name: "volumes"}
+		vf := File{Name: "01-volumes"}
 		for _, v := range cfg.Volumes {
 			users := 0
 			for _, sb := range cfg.Sandboxes {

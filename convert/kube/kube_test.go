@@ -348,7 +348,7 @@ func TestExportFeatures(t *testing.T) {
 	if _, ok := objs["RuntimeClass/krun"].(*nodev1.RuntimeClass); !ok {
 		t.Error("no RuntimeClass")
 	}
-	if got := res.Files[0].Name; got != "runtimeclass" {
+	if got := res.Files[0].Name; got != "00-runtimeclass" {
 		t.Errorf("first file %q", got)
 	}
 }
