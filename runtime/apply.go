@@ -360,7 +360,8 @@ func (e *Engine) update(step *planner.Step) error {
 
 // AwaitReady waits for the live sandboxes of names (all of the state when empty) that are
 // not ready yet — starting, or unready after a failed probe — to become ready, each for at
-// most its probe's timeout, and returns the error of each that did not. So an up that changes
+// most its probe's timeout, and returns the error of each that did not, or that crashed or
+// failed after it started. So an up that changes
 // nothing still says, with its exit code, that a sandbox is not ready.
 func (e *Engine) AwaitReady(ctx context.Context, names []string) map[string]error {
 	e.defaults()
@@ -375,7 +376,15 @@ func (e *Engine) AwaitReady(ctx context.Context, names []string) map[string]erro
 	obs := e.Project.Observe(st)
 	for _, name := range names {
 		rec := st.Record(name)
-		if rec == nil || (obs[name] != planner.StatusUnready && obs[name] != planner.StatusStarting) {
+		if rec == nil {
+			continue
+		}
+		switch obs[name] {
+		case planner.StatusUnready, planner.StatusStarting:
+		case planner.StatusCrashed, planner.StatusFailed:
+			errs[name] = fmt.Errorf("%s after it started: 'sbx logs %s' shows why", obs[name], name)
+			continue
+		default:
 			continue
 		}
 		dir := e.Project.SandboxDir(name)

@@ -204,3 +204,45 @@ sandbox "a" {
 		t.Errorf("--down-on-exit left sandboxes: %+v", rows)
 	}
 }
+
+const watchReadyProject = `
+project { driver = "ns" }
+
+sandbox "api" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo api MODE=$MODE; exec sleep 3600"]
+  env     = { MODE = "good" }
+  network { scope = "none" }
+  ready {
+    log     = "MODE=good"
+    timeout = "4s"
+  }
+}
+`
+
+// A replace whose sandbox never becomes ready is a failed generation, not a live one; a
+// save during that apply is announced as queued and applied after it, as the next generation.
+func TestE2EWatchFailedAndQueued(t *testing.T) {
+	p := newProject(t, watchReadyProject)
+	w := p.startWatch()
+	p.eventually("first apply", func() bool { return strings.Contains(w.text(), "generation 1 live: created api") })
+
+	p.saveAtomically(strings.Replace(watchReadyProject, `MODE = "good"`, `MODE = "bad"`, 1))
+	p.eventually("apply of the bad save", func() bool { return strings.Contains(w.text(), "api MODE=bad") })
+	p.saveAtomically(watchReadyProject)
+	p.eventually("queued", func() bool {
+		return strings.Contains(w.text(), "Sandboxfile changed: queued: applying after the current one")
+	})
+	p.eventually("generation 2 failed", func() bool {
+		return strings.Contains(w.text(), "generation 2 failed: api: ")
+	})
+	if strings.Contains(w.text(), "generation 2 live") {
+		t.Errorf("an unready replace was reported live")
+	}
+	p.eventually("generation 3 live", func() bool {
+		return strings.Contains(w.text(), "generation 3 live: replaced api (env.MODE)")
+	})
+	if r := p.ps(); r["api"].State != "ready" && r["api"].State != "running" {
+		t.Errorf("after the queued fix: %+v", r["api"])
+	}
+}

@@ -49,6 +49,7 @@ func (c *upCmd) watch(ctx context.Context, a *app) error {
 		Quiet:  c.Debounce,
 		Ignore: w.ignored,
 		Errors: func(err error) { w.say("watch: %v", err) },
+		Queued: func(path string) { w.say("%s changed: queued: applying after the current one", w.rel(path)) },
 	})
 	if err != nil {
 		return err
@@ -154,10 +155,7 @@ func (w *watcher) applyAndReport(ctx context.Context, why string) (*lang.Config,
 			started[s.Sandbox] = true
 		}
 	}
-	w.say("generation %d live: %s", w.generation, strings.Join(parts, ", "))
-	for _, name := range sortedNames(out.res.Errors) {
-		w.say("%s failed: %v", name, out.res.Errors[name])
-	}
+	w.report(strings.Join(parts, ", "), out.res.Errors)
 	return out.cfg, started
 }
 
@@ -260,12 +258,27 @@ func (w *watcher) handle(ctx context.Context, b watch.Batch) {
 		return
 	}
 	w.say("%s changed: restarting %s", w.rel(cause), strings.Join(names, ", "))
-	if err := w.restart(ctx, names); err != nil {
-		w.say("restart failed: %v", err)
+	w.generation++
+	errs, err := w.restart(ctx, names)
+	if err != nil {
+		w.say("generation %d failed: restart: %v", w.generation, err)
 		return
 	}
-	w.generation++
-	w.say("generation %d live: restarted %s", w.generation, strings.Join(names, ", "))
+	w.report("restarted "+strings.Join(names, ", "), errs)
+}
+
+// report says the current generation is live when every sandbox it changed started and is
+// ready, and that it failed otherwise, with each sandbox's reason.
+func (w *watcher) report(what string, errs map[string]error) {
+	if len(errs) == 0 {
+		w.say("generation %d live: %s", w.generation, what)
+		return
+	}
+	var why []string
+	for _, name := range sortedNames(errs) {
+		why = append(why, fmt.Sprintf("%s: %v", name, errs[name]))
+	}
+	w.say("generation %d failed: %s (%s)", w.generation, strings.Join(why, "; "), what)
 }
 
 // sandboxesWatching lists the sandboxes with a watch path above one of paths that its
@@ -298,17 +311,31 @@ func (w *watcher) sandboxesWatching(paths []string) (out []string, cause string)
 	return out, cause
 }
 
-func (w *watcher) restart(ctx context.Context, names []string) error {
+// restart restarts names and waits until they are ready; it returns each sandbox that did
+// not start or did not become ready, with the reason.
+func (w *watcher) restart(ctx context.Context, names []string) (map[string]error, error) {
 	e, release, err := w.a.stateEngine(ctx, w.dir, io.Discard)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer release()
 	res, err := e.Restart(ctx, names)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return res.Err()
+	errs := map[string]error{}
+	var waiting []string
+	for _, n := range names {
+		if err := res.Errors[n]; err != nil {
+			errs[n] = err
+		} else {
+			waiting = append(waiting, n)
+		}
+	}
+	for n, err := range e.AwaitReady(ctx, waiting) {
+		errs[n] = err
+	}
+	return errs, nil
 }
 
 func (w *watcher) rel(p string) string {
