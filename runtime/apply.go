@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -229,12 +230,15 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	}
 	// The writable layer survives restarts, starts and replacements that keep the image (and a
 	// down without --purge); over another image's layers it would show a mix of both.
+	if err := state.EnsureDirs(e.Project.Store.Dir(), filepath.Join("sandboxes", sb.Name)); err != nil {
+		return err
+	}
 	keepLayer := true
 	if old, err := ReadRunSpec(dir); err == nil {
 		keepLayer = old.Image.Digest == rs.Image.Digest && slices.Equal(old.Image.Layers, rs.Image.Layers)
 	}
 	if !keepLayer {
-		if err := os.RemoveAll(writableDir(dir)); err != nil {
+		if err := state.RemoveBeneath(dir, "rw"); err != nil {
 			return fmt.Errorf("drop the writable layer: %w", err)
 		}
 	}
@@ -340,8 +344,8 @@ func (e *Engine) destroy(ctx context.Context, name string, purge bool) error {
 		}
 	}
 	if purge || e.Purge {
-		if err := os.RemoveAll(e.Project.SandboxDir(name)); err != nil {
-			return fmt.Errorf("remove %s: %w", e.Project.SandboxDir(name), err)
+		if err := state.RemoveBeneath(e.Project.Store.Dir(), filepath.Join("sandboxes", name)); err != nil {
+			return err
 		}
 	}
 	return e.save(func(st *planner.State) { delete(st.Sandboxes, name) })

@@ -147,12 +147,18 @@ func WaitReady(ctx context.Context, probe Probe, timeout, interval time.Duration
 	for {
 		perAttempt := max(interval, time.Second)
 		attempt, cancelAttempt := context.WithTimeout(ctx, perAttempt)
-		last = probe.Check(attempt)
-		if last != nil && attempt.Err() != nil && ctx.Err() == nil {
+		err := probe.Check(attempt)
+		switch {
+		case err != nil && ctx.Err() != nil && last != nil:
+			// The overall timeout cut this attempt short: the previous attempt's error says
+			// more than "context deadline exceeded".
+		case err != nil && attempt.Err() != nil && ctx.Err() == nil:
 			last = fmt.Errorf("no answer within %s", perAttempt)
+		default:
+			last = err
 		}
 		cancelAttempt()
-		if last == nil {
+		if err == nil {
 			return nil
 		}
 		if alive != nil {

@@ -51,7 +51,7 @@ const SupervisorCommand = "__supervise"
 // dir/supervisor.log, so it outlives the sbx that started it. It returns the supervisor's pid
 // and start time.
 func spawnSupervisor(exe, dir string) (int, uint64, error) {
-	logf, err := os.OpenFile(filepath.Join(dir, "supervisor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, err := state.OpenFile(filepath.Join(dir, "supervisor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, 0, err
 	}

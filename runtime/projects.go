@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sbx-dev/sbx/runtime/diskfile"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
 
@@ -27,7 +28,7 @@ func RegisterProject(home, dir string) error {
 	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) == dir {
 		return nil
 	}
-	return state.WriteFileAtomic(path, []byte(dir+"\n"), 0o644)
+	return diskfile.WriteAtomic(path, []byte(dir+"\n"), 0o644)
 }
 
 // ImagesInUse returns the image references and manifest digests recorded in the state of

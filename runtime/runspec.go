@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/sbx-dev/sbx/lang"
+	"github.com/sbx-dev/sbx/runtime/diskfile"
 	"github.com/sbx-dev/sbx/runtime/spec"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
@@ -219,10 +220,13 @@ func WriteRunSpec(s *spec.RunSpec) error {
 	if err != nil {
 		return fmt.Errorf("encode the run spec of %s: %w", s.Name, err)
 	}
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(s.Dir), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", s.Dir, err)
 	}
-	if err := state.WriteFileAtomic(runSpecPath(s.Dir), append(b, '\n'), 0o600); err != nil {
+	if err := state.EnsureDir(s.Dir); err != nil {
+		return err
+	}
+	if err := diskfile.WriteAtomic(runSpecPath(s.Dir), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write the run spec of %s: %w", s.Name, err)
 	}
 	return nil
@@ -230,7 +234,7 @@ func WriteRunSpec(s *spec.RunSpec) error {
 
 // ReadRunSpec reads the spec a supervisor was started with.
 func ReadRunSpec(dir string) (*spec.RunSpec, error) {
-	b, err := os.ReadFile(runSpecPath(dir))
+	b, err := state.ReadFile(runSpecPath(dir))
 	if err != nil {
 		return nil, err
 	}

@@ -188,7 +188,7 @@ func TestCrashLeftovers(t *testing.T) {
 	}
 	_ = l.Unlock()
 	// A writer that crashed between creating its temporary file and the rename.
-	leftover := filepath.Join(s.Dir(), "state.json.tmp-4242")
+	leftover := filepath.Join(s.Dir(), ".state.json.tmp-4242")
 	if err := os.WriteFile(leftover, []byte(`{"version": 1, "serial": 99, "sand`), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const hostileProject = `
+project { driver = "ns" }
+
+sandbox "web" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo web up; exec sleep 3600"]
+  network { scope = "none" }
+}
+`
+
+// victim is a directory outside the project holding a file a hostile checkout aims at.
+func victim(t *testing.T) (dir, file string) {
+	t.Helper()
+	dir = t.TempDir()
+	file = filepath.Join(dir, "important")
+	if err := os.WriteFile(file, []byte("keep me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, file
+}
+
+func intact(t *testing.T, file string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil || string(b) != "keep me\n" {
+		t.Errorf("%s was touched: %q, %v", file, b, err)
+	}
+}
+
+// A checkout may commit a .sbx/ of symlinks: sbx refuses to use them, and never writes to
+// or deletes what they point at.
+func TestE2EHostileStateDirectory(t *testing.T) {
+	t.Run(".sbx is a symlink", func(t *testing.T) {
+		p := newProject(t, hostileProject)
+		vdir, vfile := victim(t)
+		if err := os.Symlink(vdir, filepath.Join(p.dir, ".sbx")); err != nil {
+			t.Fatal(err)
+		}
+		r := p.sbx("up")
+		if r.code == 0 || !strings.Contains(r.stderr, ".sbx is a symlink") || !strings.Contains(r.stderr, "remove it") {
+			t.Errorf("up over a symlinked .sbx: exit %d\n%s", r.code, r.stderr)
+		}
+		intact(t, vfile)
+		if entries, _ := os.ReadDir(vdir); len(entries) != 1 {
+			t.Errorf("sbx wrote into the symlink's target: %v", entries)
+		}
+	})
+	t.Run("console.log is a symlink", func(t *testing.T) {
+		p := newProject(t, hostileProject)
+		_, vfile := victim(t)
+		sdir := filepath.Join(p.dir, ".sbx", "sandboxes", "web")
+		if err := os.MkdirAll(sdir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(vfile, filepath.Join(sdir, "console.log")); err != nil {
+			t.Fatal(err)
+		}
+		r := p.sbx("up")
+		if r.code == 0 {
+			t.Errorf("up with a symlinked console.log succeeded:\n%s", r.stdout)
+		}
+		intact(t, vfile)
+		p.sbx("down")
+	})
+	t.Run("down --purge through a symlinked sandboxes directory", func(t *testing.T) {
+		p := newProject(t, hostileProject)
+		vdir, vfile := victim(t)
+		p.must("up")
+		// Swap the sandboxes directory for a symlink to the victim, holding a "web" of its own.
+		sbs := filepath.Join(p.dir, ".sbx", "sandboxes")
+		if err := os.Rename(sbs, sbs+".real"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(vdir, "web"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		inWeb := filepath.Join(vdir, "web", "important")
+		if err := os.WriteFile(inWeb, []byte("keep me\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(vdir, sbs); err != nil {
+			t.Fatal(err)
+		}
+		r := p.sbx("down", "--purge")
+		intact(t, vfile)
+		intact(t, inWeb)
+		if r.code == 0 {
+			t.Errorf("down --purge through a symlink reported success:\n%s", r.stdout)
+		}
+		if rows := p.ps(); rows["web"].State == "running" {
+			t.Errorf("web still running after down: %+v", rows["web"])
+		}
+		_ = os.Remove(sbs)
+		_ = os.Rename(sbs+".real", sbs)
+		p.sbx("down", "--purge")
+	})
+	t.Run(".sbx is private", func(t *testing.T) {
+		p := newProject(t, hostileProject)
+		p.must("up")
+		defer p.sbx("down")
+		for _, d := range []string{".sbx", ".sbx/sandboxes", ".sbx/sandboxes/web", ".sbx/sandboxes/web/rw"} {
+			fi, err := os.Lstat(filepath.Join(p.dir, d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o700 {
+				t.Errorf("%s is %v, want 0700", d, fi.Mode().Perm())
+			}
+		}
+	})
+}
