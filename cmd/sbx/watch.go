@@ -12,11 +12,11 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/planner"
 	"github.com/sbx-dev/sbx/runtime"
+	"github.com/sbx-dev/sbx/runtime/diskfile"
+	"github.com/sbx-dev/sbx/runtime/state"
 	"github.com/sbx-dev/sbx/runtime/watch"
 )
 
@@ -84,24 +84,24 @@ func watchLock(ctx context.Context, a *app, dir string) (func(), error) {
 	sdir := filepath.Dir(a.project(&lang.Config{Dir: dir}).Store.StatePath())
 	_ = l.Unlock()
 	path := filepath.Join(sdir, "watch.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("watch lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b, _ := os.ReadFile(path)
-		f.Close()
+	held, err := diskfile.TryLock(path)
+	if errors.Is(err, diskfile.ErrWouldBlock) {
+		b, _ := state.ReadFile(path)
 		holder := strings.TrimSpace(string(b))
 		if holder == "" {
 			holder = "another process"
 		}
 		return nil, fmt.Errorf("sbx up --watch is already running for this project (%s): stop it first (Ctrl-C in its terminal), or use that one", holder)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("watch lock: %w", err)
+	}
+	f := held.File()
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
 	return func() {
 		_ = f.Truncate(0)
-		f.Close()
+		_ = held.Unlock()
 	}, nil
 }
 
