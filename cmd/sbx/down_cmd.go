@@ -1,6 +1,14 @@
 package main
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/sbx-dev/sbx/runtime/state"
+)
 
 type downCmd struct {
 	Targets  []string `arg:"" optional:"" name:"sandbox" help:"Stop only these sandboxes (default: every sandbox in the state, even those no longer in the Sandboxfile)."`
@@ -15,19 +23,23 @@ func (c *downCmd) Run(a *app) error {
 	if err != nil {
 		return err
 	}
-	st, _, err := observed(dir)
-	if err != nil {
-		return err
-	}
-	if len(st.Sandboxes) == 0 {
+	if _, err := os.Lstat(filepath.Join(dir, state.DirName)); errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintln(a.stdout, "Nothing to stop.")
 		return nil
 	}
+	// The state is read under the lock: an up running meanwhile finishes first, and what it
+	// started is stopped too.
 	e, release, err := a.stateEngine(ctx, dir, a.stdout)
 	if err != nil {
 		return err
 	}
 	defer release()
+	if st, err := e.Lock.Read(); err != nil {
+		return err
+	} else if len(st.Sandboxes) == 0 {
+		fmt.Fprintln(a.stdout, "Nothing to stop.")
+		return nil
+	}
 	e.Parallel, e.Purge = c.Parallel, c.Purge
 	res, err := e.Down(ctx, c.Targets)
 	if err != nil {

@@ -118,3 +118,27 @@ func TestE2EHostileStateDirectory(t *testing.T) {
 		}
 	})
 }
+
+// A down that starts while an up holds the lock waits for it, then stops what it started.
+func TestE2EDownWaitsForUp(t *testing.T) {
+	p := newProject(t, hostileProject)
+	up := execSbx(p, "up")
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lockFile := filepath.Join(p.dir, ".sbx", "state.lock")
+	p.eventually("up holds the lock", func() bool {
+		b, _ := os.ReadFile(lockFile)
+		return strings.Contains(string(b), `"pid"`)
+	})
+	r := p.sbx("down")
+	if err := up.Wait(); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	if r.code != 0 || !strings.Contains(r.stdout, "web: stopped and removed") {
+		t.Errorf("down during up: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if rows := p.ps(); len(rows) != 0 {
+		t.Errorf("left running after down: %+v", rows)
+	}
+}
