@@ -49,7 +49,7 @@ func TestJSONSchema(t *testing.T) {
 	}
 	actions := map[string]bool{}
 	for _, s := range doc["steps"].([]any) {
-		check("step", s, "action,changes,depends_on,image,image_digest,reason,sandbox,status")
+		check("step", s, "action,changes,depends_on,discards,image,image_digest,reason,sandbox,status")
 		step := s.(map[string]any)
 		actions[step["action"].(string)] = true
 		if step["changes"] == nil || step["depends_on"] == nil {

@@ -69,7 +69,14 @@ type Step struct {
 	Desired     *lang.Sandbox
 	Prior       *Record
 	ImageDigest string
+	// Discards names the data the step deletes, for the plan to say so before it happens:
+	// DiscardWritableLayer when a replace changes the image under the writable layer.
+	Discards []string
 }
+
+// DiscardWritableLayer is what a replace onto another image deletes: every file written
+// inside the sandbox since it was created (its overlay's upper layer).
+const DiscardWritableLayer = "writable layer"
 
 // Change is one changed field of a sandbox.
 type Change struct {
@@ -372,6 +379,12 @@ func diff(sb *lang.Sandbox, rec *Record, status Status, digest, driver string) (
 		}
 	}
 	if step.Action == ActionReplace {
+		for _, c := range step.Changes {
+			if c.Field == FieldImage || c.Field == FieldImageDigest {
+				step.Discards = []string{DiscardWritableLayer}
+				break
+			}
+		}
 		if !status.Live() {
 			step.Reason = "spec changed; " + statusReason(rec, status)
 		}

@@ -77,6 +77,9 @@ func (p *Plan) Render(w io.Writer, color bool) error {
 			}
 			b.WriteByte('\n')
 		}
+		for _, d := range s.Discards {
+			fmt.Fprintf(&b, "    %s\n", paint(ansiRed, "# discards the "+d+": files written inside sandbox."+s.Sandbox+" since it was created are deleted"))
+		}
 	}
 	if len(p.Steps) > 0 {
 		b.WriteByte('\n')
