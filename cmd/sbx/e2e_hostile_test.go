@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/creack/pty"
 )
 
 const hostileProject = `
@@ -140,5 +144,42 @@ func TestE2EDownWaitsForUp(t *testing.T) {
 	}
 	if rows := p.ps(); len(rows) != 0 {
 		t.Errorf("left running after down: %+v", rows)
+	}
+}
+
+// What a sandbox prints cannot drive the user's terminal: sbx logs on a terminal shows
+// escapes and carriage returns as text; --raw and a pipe pass them through.
+func TestE2ELogsNeutraliseEscapes(t *testing.T) {
+	p := newProject(t, strings.Replace(hostileProject,
+		`["sh", "-c", "echo web up; exec sleep 3600"]`,
+		`["sh", "-c", "printf 'title \\033]0;pwned\\007 clear \\033[2J x\\r[sbx] forged\\n'; exec sleep 3600"]`, 1))
+	p.must("up")
+	defer p.sbx("down")
+	onTerminal := func(args ...string) string {
+		cmd := execSbx(p, args...)
+		f, err := pty.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var out bytes.Buffer
+		_, _ = io.Copy(&out, f) // ends with EIO when sbx exits
+		_ = cmd.Wait()
+		return out.String()
+	}
+	p.eventually("the line is logged", func() bool { return strings.Contains(p.must("logs", "web"), "forged") })
+
+	got := onTerminal("logs", "web")
+	if strings.ContainsRune(got, 0x1b) || strings.ContainsRune(got, 0x07) {
+		t.Errorf("escapes reached the terminal: %q", got)
+	}
+	if !strings.Contains(got, `title \x1b]0;pwned\x07 clear \x1b[2J x\r[sbx] forged`) {
+		t.Errorf("escaped line not shown: %q", got)
+	}
+	if raw := onTerminal("logs", "--raw", "web"); !strings.Contains(raw, "\x1b]0;pwned\x07") {
+		t.Errorf("--raw did not pass the escapes through: %q", raw)
+	}
+	if piped := p.must("logs", "web"); !strings.Contains(piped, "\x1b[2J") {
+		t.Errorf("a pipe got altered output: %q", piped)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +19,9 @@ type logsCmd struct {
 	Follow     bool     `name:"follow" help:"Keep printing new lines, across log rotation and restarts."`
 	Tail       int      `help:"Show only the last N lines of each sandbox (-1: all)." default:"-1"`
 	Timestamps bool     `help:"Show when each line was written."`
+	Raw        bool     `help:"Pass terminal control sequences through as the sandbox wrote them (by default they are shown escaped on a terminal, so a sandbox cannot retitle, clear or forge lines of yours)."`
+
+	escape bool // neutralise control characters: stdout is a terminal and not --raw
 }
 
 // palette colours the name prefixes of several sandboxes.
@@ -46,6 +50,7 @@ func (c *logsCmd) Run(a *app) error {
 		}
 		width = max(width, len(n))
 	}
+	c.escape = a.tty && !c.Raw
 	ctx, cancel := signalContext()
 	defer cancel()
 	out := &lockedWriter{w: a.stdout}
@@ -79,7 +84,11 @@ func (c *logsCmd) show(ctx context.Context, path, prefix string, out *lockedWrit
 		if c.Timestamps && !ts.IsZero() {
 			s += ts.Local().Format(time.RFC3339Nano) + " "
 		}
-		s += string(text)
+		if c.escape {
+			s += neutralise(string(text))
+		} else {
+			s += string(text)
+		}
 		if c.Tail >= 0 && lines != nil {
 			lines = append(lines, s)
 			if len(lines) > c.Tail {
@@ -190,4 +199,37 @@ func (l *lockedWriter) println(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintln(l.w, s)
+}
+
+// neutralise makes a console line safe to print on a terminal: control characters (C0 but
+// tab, DEL and C1, which start escape sequences, move the cursor or end lines) are shown as
+// visible escapes like \x1b, so what a sandbox prints cannot retitle the window, clear the
+// screen or forge a line that looks like sbx's own.
+func neutralise(s string) string {
+	clean := true
+	for _, r := range s {
+		if isControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\r':
+			b.WriteString(`\r`)
+		case isControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return (r < 0x20 && r != '\t') || r == 0x7f || (r >= 0x80 && r < 0xa0)
 }

@@ -381,7 +381,7 @@ func (w *watcher) syncFollowers(ctx context.Context, cfg *lang.Config) {
 		fctx, cancel := context.WithCancel(ctx)
 		w.follow[s.Name] = cancel
 		prefix := w.a.paint(w.a.color, palette[i%len(palette)], fmt.Sprintf("%-*s |", width, s.Name)) + " "
-		lc := &logsCmd{Follow: true, Tail: 0}
+		lc := &logsCmd{Follow: true, Tail: 0, escape: w.a.tty}
 		go lc.show(fctx, p.ConsoleLog(s.Name), prefix, &lockedWriter{w: w.out})
 	}
 	for name, cancel := range w.follow {
