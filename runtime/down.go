@@ -21,11 +21,23 @@ func (e *Engine) Down(ctx context.Context, names []string) (*Result, error) {
 		return nil, err
 	}
 	e.st = st
+	// Sandboxes running without a record (their .sbx/ was removed) go too.
+	unrecorded := map[string]*Running{}
+	for _, r := range e.Project.Running() {
+		if rec := st.Record(r.Name); rec == nil || rec.Pid != r.Pid {
+			unrecorded[r.Name] = r
+		}
+	}
 	if len(names) == 0 {
 		names = st.Names()
+		for n := range unrecorded {
+			if st.Record(n) == nil {
+				names = append(names, n)
+			}
+		}
 	}
 	for _, n := range names {
-		if st.Record(n) == nil {
+		if st.Record(n) == nil && unrecorded[n] == nil {
 			return nil, fmt.Errorf("no sandbox %q in the state of %s (sbx ps lists them)", n, e.Project.Dir)
 		}
 	}
@@ -36,6 +48,9 @@ func (e *Engine) Down(ctx context.Context, names []string) (*Result, error) {
 	// Reverse edges: a sandbox waits for its dependents in the set to be down.
 	wait := map[string][]string{}
 	for _, n := range names {
+		if st.Record(n) == nil {
+			continue
+		}
 		for _, dep := range st.Record(n).Dependencies {
 			if set[dep] {
 				wait[dep] = append(wait[dep], n)
@@ -48,6 +63,15 @@ func (e *Engine) Down(ctx context.Context, names []string) (*Result, error) {
 		nodes = append(nodes, planner.Node{Name: n, DependsOn: slices.Compact(slices.Sorted(slices.Values(wait[n])))})
 	}
 	res := &Result{Errors: planner.Walk(ctx, nodes, e.Parallel, func(ctx context.Context, name string) error {
+		if r := unrecorded[name]; r != nil {
+			if err := e.stopUnrecorded(ctx, r); err != nil {
+				return err
+			}
+			if st.Record(name) == nil {
+				fmt.Fprintf(e.Out, "%s: stopped (it ran without a record in .sbx/)\n", name)
+				return nil
+			}
+		}
 		if err := e.destroy(ctx, name, e.Purge); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sbx-dev/sbx/runtime"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
 
@@ -23,7 +24,8 @@ func (c *downCmd) Run(a *app) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Lstat(filepath.Join(dir, state.DirName)); errors.Is(err, fs.ErrNotExist) {
+	_, err = os.Lstat(filepath.Join(dir, state.DirName))
+	if errors.Is(err, fs.ErrNotExist) && len(runtime.NewProject("", dir).Running()) == 0 {
 		fmt.Fprintln(a.stdout, "Nothing to stop.")
 		return nil
 	}
@@ -36,7 +38,7 @@ func (c *downCmd) Run(a *app) error {
 	defer release()
 	if st, err := e.Lock.Read(); err != nil {
 		return err
-	} else if len(st.Sandboxes) == 0 {
+	} else if len(st.Sandboxes) == 0 && len(e.Project.Running()) == 0 {
 		fmt.Fprintln(a.stdout, "Nothing to stop.")
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/creack/pty"
+	"github.com/sbx-dev/sbx/runtime/state"
 )
 
 const hostileProject = `
@@ -182,4 +183,38 @@ func TestE2ELogsNeutraliseEscapes(t *testing.T) {
 	if piped := p.must("logs", "web"); !strings.Contains(piped, "\x1b[2J") {
 		t.Errorf("a pipe got altered output: %q", piped)
 	}
+}
+
+// rm -rf .sbx while a sandbox runs: up refuses a second copy over the same writable layer,
+// down finds and stops the lost one, and up then works again.
+func TestE2ELostStateDirectory(t *testing.T) {
+	p := newProject(t, hostileProject)
+	p.must("up")
+	pid := p.ps()["web"].Pid
+	start, err := state.ProcessStartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(p.dir, ".sbx")); err != nil {
+		t.Fatal(err)
+	}
+	r := p.sbx("up")
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "lost track of it") {
+		t.Errorf("up over a lost sandbox: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !state.Alive(pid, start) {
+		t.Fatalf("the lost sandbox's supervisor %d died", pid)
+	}
+	r = p.sbx("down")
+	if r.code != 0 || !strings.Contains(r.stdout, "web: stopped (it ran without a record in .sbx/)") {
+		t.Errorf("down of a lost sandbox: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if state.Alive(pid, start) {
+		t.Errorf("supervisor %d still alive after down", pid)
+	}
+	p.must("up")
+	if rows := p.ps(); rows["web"].State != "running" {
+		t.Errorf("up after down: %+v", rows["web"])
+	}
+	p.must("down")
 }
