@@ -436,7 +436,7 @@ func changes(desired []field, sb *lang.Sandbox, rec *Record, paths []string) []C
 	for _, f := range desired {
 		newVals[f.path] = f.value
 	}
-	oldVals := valueMap(&rec.Spec)
+	oldVals := rec.Spec.values()
 	out := make([]Change, 0, len(paths))
 	for _, path := range paths {
 		c := Change{Field: path, ForcesReplacement: forcesReplacement(path)}
@@ -448,15 +448,6 @@ func changes(desired []field, sb *lang.Sandbox, rec *Record, paths []string) []C
 		out = append(out, c)
 	}
 	return out
-}
-
-func valueMap(sb *lang.Sandbox) map[string]any {
-	fs := fields(sb)
-	m := make(map[string]any, len(fs))
-	for _, f := range fs {
-		m[f.path] = f.value
-	}
-	return m
 }
 
 // compareFields orders field paths as fields lists them: by the field's rank, then by key or

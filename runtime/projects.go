@@ -21,14 +21,14 @@ func projectsDir(home string) string { return filepath.Join(home, "projects") }
 func RegisterProject(home, dir string) error {
 	sum := sha256.Sum256([]byte(dir))
 	pd := projectsDir(home)
-	if err := os.MkdirAll(pd, 0o755); err != nil {
+	if err := os.MkdirAll(pd, 0o700); err != nil {
 		return err
 	}
 	path := filepath.Join(pd, hex.EncodeToString(sum[:8]))
 	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) == dir {
 		return nil
 	}
-	return diskfile.WriteAtomic(path, []byte(dir+"\n"), 0o644)
+	return diskfile.WriteAtomic(path, []byte(dir+"\n"), 0o600)
 }
 
 // ImagesInUse returns the image references and manifest digests recorded in the state of

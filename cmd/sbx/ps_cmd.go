@@ -166,7 +166,7 @@ func psState(observed planner.Status, rec *planner.Record, sup *runtime.Record) 
 	return observed
 }
 
-func ports(ps []lang.Port) []string {
+func ports(ps []planner.Port) []string {
 	out := []string{}
 	for _, p := range ps {
 		s := fmt.Sprintf("%s:%d->%d", p.HostIP, p.Host, p.Guest)

@@ -6,7 +6,6 @@
 package state
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -108,9 +107,8 @@ func readState(path string) (*planner.State, error) {
 	if *head.Version < 1 {
 		return nil, &CorruptError{Path: path, Err: fmt.Errorf("invalid version %d", *head.Version)}
 	}
-	st := planner.NewState()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(st); err != nil {
+	st, err := planner.DecodeState(b, *head.Version)
+	if err != nil {
 		return nil, &CorruptError{Path: path, Err: err}
 	}
 	if st.Sandboxes == nil {
