@@ -116,12 +116,12 @@ type Record struct {
 // RecordSpec is what the state keeps of an applied spec: the value of each declared field as
 // plans show it (redacted), and the few facts other commands read back.
 type RecordSpec struct {
-	Image       string        `json:"image"`
-	Ports       []Port        `json:"ports,omitempty"`
-	Sensitive   []string      `json:"sensitive,omitempty"` // field paths whose values are hidden
+	Image     string   `json:"image"`
+	Ports     []Port   `json:"ports,omitempty"`
+	Sensitive []string `json:"sensitive,omitempty"` // field paths whose values are hidden
 	// IP is the sandbox's address when it was allocated (not declared), so the next plan
 	// hands it the same one.
-	AllocatedIP netip.Addr `json:"allocated_ip,omitzero"`
+	AllocatedIP netip.Addr    `json:"allocated_ip,omitzero"`
 	StopTimeout time.Duration `json:"stop_timeout"`
 	// Fields maps each field path ("image", "env.PGUSER", "mounts[0]"…) to its value as plans
 	// show it, as JSON; "(sensitive)" for sensitive values.
