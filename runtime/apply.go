@@ -211,7 +211,7 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	}
 	rs, err := BuildRunSpec(e.Project, e.Driver, cfg, sb, img, generation)
 	if err != nil {
-		return err
+		return fmt.Errorf("resolve the run spec: %w", err)
 	}
 	// What this sandbox needs of the driver (a libkrun capability, a mount source) is checked
 	// before the old run is stopped, so a spec that cannot run leaves the old one running.
@@ -220,12 +220,12 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 		return err
 	}
 	if err := d.Validate(ctx, rs); err != nil {
-		return err
+		return fmt.Errorf("check the spec with the driver: %w", err)
 	}
 	if prior != nil {
 		// Replace or start: whatever is left of the old run goes first (its ports and IP too).
 		if err := e.stopRecord(ctx, prior); err != nil {
-			return err
+			return fmt.Errorf("stop the previous run: %w", err)
 		}
 	}
 	// The writable layer survives restarts, starts and replacements that keep the image (and a
@@ -251,7 +251,7 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	_ = os.Remove(RecordPath(dir))
 	pid, startTime, err := spawnSupervisor(e.Exe, dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("start the supervisor: %w", err)
 	}
 	now := e.Now().UTC()
 	rec := planner.NewRecord(sb, cfg.Dependencies(sb.Name), img.Digest)
@@ -260,7 +260,7 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	if err := e.save(func(st *planner.State) { st.Sandboxes[sb.Name] = rec }); err != nil {
 		// The sandbox runs but the state does not know it: stop it rather than leak it.
 		_ = stopSupervisor(context.WithoutCancel(ctx), pid, startTime, stopGrace(sb.StopTimeout))
-		return err
+		return fmt.Errorf("record the sandbox in the state: %w", err)
 	}
 	return waitSupervisor(ctx, dir, pid, startTime, generation, reportTimeout(rs.Ready))
 }
@@ -343,7 +343,7 @@ func (e *Engine) destroy(ctx context.Context, name string, purge bool) error {
 	e.mu.Unlock()
 	if rec != nil {
 		if err := e.stopRecord(ctx, rec); err != nil {
-			return err
+			return fmt.Errorf("stop: %w", err)
 		}
 	}
 	if purge || e.Purge {
@@ -389,7 +389,11 @@ func (e *Engine) AwaitReady(ctx context.Context, names []string) map[string]erro
 		switch obs[name] {
 		case planner.StatusUnready, planner.StatusStarting:
 		case planner.StatusCrashed, planner.StatusFailed:
-			errs[name] = fmt.Errorf("%s after it started: 'sbx logs %s' shows why", obs[name], name)
+			if sup, _ := ReadRecord(e.Project.SandboxDir(name)); sup != nil && sup.Error != "" {
+				errs[name] = errors.New(sup.Error)
+			} else {
+				errs[name] = fmt.Errorf("%s after it started: 'sbx logs %s' shows why", obs[name], name)
+			}
 			continue
 		default:
 			continue

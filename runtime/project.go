@@ -53,12 +53,12 @@ const SupervisorCommand = "__supervise"
 func spawnSupervisor(exe, dir string) (int, uint64, error) {
 	logf, err := state.OpenFile(filepath.Join(dir, "supervisor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("open the supervisor log: %w", err)
 	}
 	defer logf.Close()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("open /dev/null: %w", err)
 	}
 	defer devnull.Close()
 	cmd := exec.Command(exe, SupervisorCommand, dir)

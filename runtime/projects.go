@@ -3,6 +3,7 @@ package runtime
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,7 @@ func RegisterProject(home, dir string) error {
 	sum := sha256.Sum256([]byte(dir))
 	pd := projectsDir(home)
 	if err := os.MkdirAll(pd, 0o700); err != nil {
-		return err
+		return fmt.Errorf("register the project: %w", err)
 	}
 	path := filepath.Join(pd, hex.EncodeToString(sum[:8]))
 	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) == dir {
@@ -40,7 +41,7 @@ func ImagesInUse(home string) (refs, digests []string, err error) {
 		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("list the projects using the image store: %w", err)
 	}
 	for _, e := range entries {
 		path := filepath.Join(projectsDir(home), e.Name())

@@ -58,7 +58,7 @@ func WriteRecord(dir string, r *Record) error {
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("encode the supervisor record: %w", err)
 	}
 	return diskfile.WriteAtomic(RecordPath(dir), append(b, '\n'), 0o600)
 }
