@@ -78,6 +78,9 @@ type Step struct {
 // inside the sandbox since it was created (its overlay's upper layer).
 const DiscardWritableLayer = "writable layer"
 
+// DiscardConsoleLog is what a destroy deletes besides the writable layer.
+const DiscardConsoleLog = "console log"
+
 // Change is one changed field of a sandbox.
 type Change struct {
 	Field string
@@ -328,6 +331,7 @@ func destroySteps(st *State, orphans []string, status func(string) Status) ([]St
 			Status:    status(n),
 			DependsOn: og.Dependents(n),
 			Prior:     st.Sandboxes[n],
+			Discards:  []string{DiscardWritableLayer, DiscardConsoleLog},
 		})
 	}
 	return steps, nil

@@ -78,7 +78,11 @@ func (p *Plan) Render(w io.Writer, color bool) error {
 			b.WriteByte('\n')
 		}
 		for _, d := range s.Discards {
-			fmt.Fprintf(&b, "    %s\n", paint(ansiRed, "# discards the "+d+": files written inside sandbox."+s.Sandbox+" since it was created are deleted"))
+			what := "# deletes its " + d
+			if d == DiscardWritableLayer {
+				what += ": files written inside sandbox." + s.Sandbox + " since it was created are lost"
+			}
+			fmt.Fprintf(&b, "    %s\n", paint(ansiRed, what))
 		}
 	}
 	if len(p.Steps) > 0 {

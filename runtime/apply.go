@@ -48,8 +48,6 @@ type Engine struct {
 	Now func() time.Time
 	// AfterPull, when set, runs once every image is on disk (progress bars end there).
 	AfterPull func()
-	// Purge makes destroys delete the sandboxes' writable layers and logs.
-	Purge bool
 
 	mu sync.Mutex // guards st and the state file
 	st *planner.State
@@ -106,7 +104,7 @@ func (e *Engine) Apply(ctx context.Context, cfg *lang.Config, plan *planner.Plan
 		var err error
 		switch step.Action {
 		case planner.ActionDestroy:
-			err = e.destroy(ctx, step.Sandbox, true)
+			err = e.destroy(ctx, step.Sandbox)
 		case planner.ActionCreate, planner.ActionReplace, planner.ActionStart:
 			err = e.start(ctx, cfg, step, images[step.Sandbox])
 		case planner.ActionUpdate:
@@ -229,7 +227,7 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 		}
 	}
 	// The writable layer survives restarts, starts and replacements that keep the image (and a
-	// down without --purge); over another image's layers it would show a mix of both.
+	// stop); over another image's layers it would show a mix of both.
 	if err := state.EnsureDirs(e.Project.Store.Dir(), filepath.Join("sandboxes", sb.Name)); err != nil {
 		return err
 	}
@@ -335,9 +333,9 @@ func (e *Engine) cleanup(ctx context.Context, name string) error {
 	return d.Cleanup(ctx, rs)
 }
 
-// destroy stops a sandbox and removes its record; with purge (or always for sandboxes that
-// left the Sandboxfile) its directory goes too.
-func (e *Engine) destroy(ctx context.Context, name string, purge bool) error {
+// destroy stops a sandbox and removes its record and its directory: writable layer, console
+// log, supervisor record. (Stop keeps them.)
+func (e *Engine) destroy(ctx context.Context, name string) error {
 	e.mu.Lock()
 	rec := e.st.Record(name)
 	e.mu.Unlock()
@@ -346,10 +344,8 @@ func (e *Engine) destroy(ctx context.Context, name string, purge bool) error {
 			return fmt.Errorf("stop: %w", err)
 		}
 	}
-	if purge || e.Purge {
-		if err := state.RemoveBeneath(e.Project.Store.Dir(), filepath.Join("sandboxes", name)); err != nil {
-			return err
-		}
+	if err := state.RemoveBeneath(e.Project.Store.Dir(), filepath.Join("sandboxes", name)); err != nil {
+		return err
 	}
 	return e.save(func(st *planner.State) { delete(st.Sandboxes, name) })
 }

@@ -12,8 +12,8 @@ import (
 )
 
 type downCmd struct {
-	Targets  []string `arg:"" optional:"" name:"sandbox" help:"Stop only these sandboxes (default: every sandbox in the state, even those no longer in the Sandboxfile)."`
-	Purge    bool     `help:"Also delete the sandboxes' writable layers and console logs."`
+	Targets  []string `arg:"" optional:"" name:"sandbox" help:"Remove only these sandboxes (default: every sandbox in the state, even those no longer in the Sandboxfile)."`
+	Purge    bool     `hidden:"" help:"Kept for older scripts: down always deletes the writable layers and console logs now."`
 	Parallel int      `help:"How many sandboxes to stop at once." default:"4"`
 }
 
@@ -42,7 +42,7 @@ func (c *downCmd) Run(a *app) error {
 		fmt.Fprintln(a.stdout, "Nothing to stop.")
 		return nil
 	}
-	e.Parallel, e.Purge = c.Parallel, c.Purge
+	e.Parallel = c.Parallel
 	res, err := e.Down(ctx, c.Targets)
 	if err != nil {
 		return err

@@ -25,7 +25,9 @@ type cli struct {
 	Graph    graphCmd    `cmd:"" help:"Print the dependency graph of the sandboxes as DOT (pipe it to 'dot -Tsvg')."`
 	Plan     planCmd     `cmd:"" help:"Show what 'sbx up' would change, and why, without changing anything."`
 	Up       upCmd       `cmd:"" help:"Create, replace or start the sandboxes so that they match the Sandboxfile."`
-	Down     downCmd     `cmd:"" help:"Stop and remove sandboxes, dependents first."`
+	Down     downCmd     `cmd:"" help:"Stop and remove sandboxes with their writable layers and logs, dependents first."`
+	Stop     stopCmd     `cmd:"" help:"Stop sandboxes, keeping their writable layers ('sbx start' starts them again)."`
+	Start    startCmd    `cmd:"" help:"Start stopped sandboxes as they last ran."`
 	Ps       psCmd       `cmd:"" help:"List the sandboxes of this project and their state."`
 	Logs     logsCmd     `cmd:"" help:"Print the console logs of sandboxes (-f to follow)."`
 	Restart  restartCmd  `cmd:"" help:"Restart sandboxes as they are, keeping their writable layer."`
