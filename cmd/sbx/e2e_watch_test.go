@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 )
 
 const watchProject = `
@@ -244,5 +247,50 @@ func TestE2EWatchFailedAndQueued(t *testing.T) {
 	})
 	if r := p.ps(); r["api"].State != "ready" && r["api"].State != "running" {
 		t.Errorf("after the queued fix: %+v", r["api"])
+	}
+}
+
+// On a terminal, up --watch keeps a status line at the bottom ("generation 1 live · 1 ready ·
+// watching N files"); touching a watched file restarts its sandbox; deleting the Sandboxfile
+// says the sandboxes keep running.
+func TestE2EWatchTerminal(t *testing.T) {
+	p := newProject(t, watchProject)
+	if err := os.MkdirAll(filepath.Join(p.dir, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, "src", "main.go"), []byte("package main"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := execSbx(p, "up", "--watch", "--debounce", "200ms")
+	f, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watchProc{cmd: cmd}
+	go func() { _, _ = io.Copy(w, f) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+		f.Close()
+		if t.Failed() {
+			t.Logf("watch output:\n%q", w.text())
+		}
+	})
+	p.eventually("status line", func() bool {
+		return strings.Contains(w.text(), "\r\x1b[2K[sbx] generation 1 live · 2 running · watching ")
+	})
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(p.dir, "src", "main.go"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	p.eventually("touch restarts web", func() bool { return strings.Contains(w.text(), "generation 2 live: restarted web") })
+	if err := os.Remove(filepath.Join(p.dir, "Sandboxfile")); err != nil {
+		t.Fatal(err)
+	}
+	p.eventually("deleted Sandboxfile", func() bool {
+		return strings.Contains(w.text(), "Sandboxfile was deleted: the sandboxes keep running")
+	})
+	if r := p.ps(); r["api"].State != "running" || r["web"].State != "running" {
+		t.Errorf("after the Sandboxfile was deleted: %+v", r)
 	}
 }

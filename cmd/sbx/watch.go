@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/planner"
@@ -34,7 +35,7 @@ func (c *upCmd) watch(ctx context.Context, a *app) error {
 	defer release()
 
 	// One writer for sbx's lines and every console, so lines never tear.
-	out := &syncWriter{w: a.stdout}
+	out := &syncWriter{w: a.stdout, tty: a.tty}
 	a.stdout = out
 	w := &watcher{a: a, up: c, dir: dir, out: out, follow: map[string]context.CancelFunc{}}
 	defer w.stopFollowing()
@@ -59,7 +60,10 @@ func (c *upCmd) watch(ctx context.Context, a *app) error {
 	w.watchInputs(cfg)
 	w.syncFollowers(ctx, cfg)
 
-	err = fw.Run(ctx, func(b watch.Batch) { w.handle(ctx, b) })
+	w.updateStatus()
+	go w.refreshStatus(ctx)
+	err = fw.Run(ctx, func(b watch.Batch) { w.handle(ctx, b); w.updateStatus() })
+	out.setStatus("")
 	if err != nil {
 		return err
 	}
@@ -113,6 +117,7 @@ type watcher struct {
 	fw  *watch.Watcher
 
 	generation int
+	outcome    string          // "live" or "failed": how the current generation went
 	cfg        *lang.Config    // the last configuration that loaded
 	inputs     map[string]bool // files whose change means re-reading the Sandboxfile
 	autoVars   string          // pattern of the auto variable files: inputs even when new
@@ -238,6 +243,10 @@ func (w *watcher) handle(ctx context.Context, b watch.Batch) {
 		}
 	}
 	fresh := map[string]bool{}
+	if sbxfile, _ := w.a.sandboxfile(); reload && !exists(sbxfile) {
+		w.say("%s was deleted: the sandboxes keep running as they are (restore it to go on; 'sbx down' stops them)", w.rel(sbxfile))
+		reload = false
+	}
 	if reload {
 		w.say("%s changed: applying", w.rel(w.firstInput(b.Paths)))
 		var cfg *lang.Config
@@ -261,6 +270,7 @@ func (w *watcher) handle(ctx context.Context, b watch.Batch) {
 	w.generation++
 	errs, err := w.restart(ctx, names)
 	if err != nil {
+		w.outcome = "failed"
 		w.say("generation %d failed: restart: %v", w.generation, err)
 		return
 	}
@@ -271,6 +281,7 @@ func (w *watcher) handle(ctx context.Context, b watch.Batch) {
 // ready, and that it failed otherwise, with each sandbox's reason.
 func (w *watcher) report(what string, errs map[string]error) {
 	if len(errs) == 0 {
+		w.outcome = "live"
 		w.say("generation %d live: %s", w.generation, what)
 		return
 	}
@@ -278,6 +289,7 @@ func (w *watcher) report(what string, errs map[string]error) {
 	for _, name := range sortedNames(errs) {
 		why = append(why, fmt.Sprintf("%s: %v", name, errs[name]))
 	}
+	w.outcome = "failed"
 	w.say("generation %d failed: %s (%s)", w.generation, strings.Join(why, "; "), what)
 }
 
@@ -401,16 +413,89 @@ func (w *watcher) stopFollowing() {
 	}
 }
 
-// syncWriter serialises writes from sbx and the console followers.
+// syncWriter serialises writes from sbx and the console followers. On a terminal it keeps a
+// status line at the bottom: cleared before each write and drawn again after it.
 type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu     sync.Mutex
+	w      io.Writer
+	tty    bool
+	status string
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	if s.status == "" {
+		return s.w.Write(p)
+	}
+	_, _ = io.WriteString(s.w, "\r\x1b[2K")
+	n, err := s.w.Write(p)
+	_, _ = io.WriteString(s.w, s.status)
+	return n, err
+}
+
+// setStatus replaces the status line (only on a terminal); "" removes it.
+func (s *syncWriter) setStatus(text string) {
+	if !s.tty {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if text == s.status {
+		return
+	}
+	_, _ = io.WriteString(s.w, "\r\x1b[2K"+text)
+	s.status = text
+}
+
+// updateStatus draws "generation 7 live · 4 ready · watching 212 files" at the bottom of a
+// terminal.
+func (w *watcher) updateStatus() {
+	if !w.out.tty {
+		return
+	}
+	parts := []string{fmt.Sprintf("generation %d", w.generation)}
+	if w.outcome != "" {
+		parts[0] += " " + w.outcome
+	}
+	p := runtime.NewProject("", w.dir)
+	if st, err := p.Store.Read(); err == nil {
+		counts := map[planner.Status]int{}
+		for _, s := range p.Observe(st) {
+			counts[s]++
+		}
+		for _, s := range []planner.Status{planner.StatusReady, planner.StatusRunning, planner.StatusStarting, planner.StatusUnready, planner.StatusRestarting, planner.StatusCrashed, planner.StatusFailed, planner.StatusExited, planner.StatusStopped} {
+			if counts[s] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+			}
+		}
+	}
+	if w.fw != nil {
+		parts = append(parts, fmt.Sprintf("watching %d files", w.fw.Count()))
+	}
+	w.out.setStatus(w.a.paint(w.a.color, bold, "[sbx]") + " " + strings.Join(parts, " · "))
+}
+
+// refreshStatus keeps the status line current while sandboxes become ready or crash.
+func (w *watcher) refreshStatus(ctx context.Context) {
+	if !w.out.tty {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.updateStatus()
+		}
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func (s *syncWriter) line(text string) {

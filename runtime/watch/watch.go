@@ -237,13 +237,17 @@ func (w *Watcher) Run(ctx context.Context, fn func(Batch)) error {
 			fn(b)
 		}(done)
 	}
+	// finish waits for a handler still running: Run never returns under it.
+	finish := func() error {
+		if done != nil {
+			<-done
+		}
+		return nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			if done != nil {
-				<-done
-			}
-			return nil
+			return finish()
 		case <-done:
 			done = nil
 			if len(pending) > 0 {
@@ -251,20 +255,14 @@ func (w *Watcher) Run(ctx context.Context, fn func(Batch)) error {
 			}
 		case err, ok := <-w.fw.Errors:
 			if !ok {
-				if done != nil {
-					<-done
-				}
-				return nil
+				return finish()
 			}
 			if w.o.Errors != nil {
 				w.o.Errors(err)
 			}
 		case ev, ok := <-w.fw.Events:
 			if !ok {
-				if done != nil {
-					<-done
-				}
-				return nil
+				return finish()
 			}
 			if !w.accept(ev) {
 				continue
@@ -290,10 +288,14 @@ func (w *Watcher) Run(ctx context.Context, fn func(Batch)) error {
 
 // accept filters one event, and follows new directories of recursive roots.
 func (w *Watcher) accept(ev fsnotify.Event) bool {
-	if ev.Op == fsnotify.Chmod {
-		return false // touched metadata (atime, editors' chmod) changes nothing
-	}
 	path := filepath.Clean(ev.Name)
+	if ev.Op == fsnotify.Chmod {
+		// touch(1) of a file is a change on purpose (Tilt users restart that way); metadata
+		// changes of directories are not.
+		if st, err := os.Lstat(path); err != nil || st.IsDir() {
+			return false
+		}
+	}
 	rel, recursive := w.relevant(path)
 	if !rel {
 		return false

@@ -246,3 +246,22 @@ func TestChangeDuringHandlingIsQueued(t *testing.T) {
 	default:
 	}
 }
+
+// touch(1) of a watched file is a change (Tilt users restart that way).
+func TestTouchIsAChange(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "main.go")
+	write(t, file, "package main")
+	w := newWatcher(t, Options{})
+	if err := w.AddTree(dir); err != nil {
+		t.Fatal(err)
+	}
+	ch := run(t, w)
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(file, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if b := next(t, ch); len(b.Paths) != 1 || b.Paths[0] != file {
+		t.Fatalf("batch %v", b.Paths)
+	}
+}
