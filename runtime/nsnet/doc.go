@@ -23,6 +23,15 @@
 //	rule tag   "sbx:<project>/network/<network>" or "sbx:<project>/sandbox/<sandbox>"
 //	           as the rule's comment (nftables user data)
 //	lock       /run/sbx/net.lock (flock; every Setup, Teardown and List holds it)
+//	MAC        02:42 + the four bytes of the IPv4 address ([MACFor]): a
+//	           sandbox's eth0 from its address, a bridge from its gateway's
+//
+// Because a sandbox's MAC follows from its address, a sandbox that is
+// restarted or replaced (same address, new veth) is reachable at once: the
+// neighbour entries that the host and the group's other members hold for it
+// stay right. Setup also deletes the host's entry for the address and, once
+// the bridge forwards the new port, sends a gratuitous ARP from inside the
+// namespace.
 //
 // Project and sandbox names must not contain "/", white space or NUL.
 // Sandboxes of scope public or any that name no group share a per-project

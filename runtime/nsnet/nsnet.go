@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -291,3 +292,16 @@ type Problem struct {
 
 // String is the problem with its fix on one line.
 func (p Problem) String() string { return p.Check + ": " + p.Detail + " (" + p.Fix + ")" }
+
+// MACFor is the MAC address of the interface that holds the IPv4 address ip:
+// 02:42 followed by the address's four bytes, as Docker does. A sandbox that
+// is replaced keeps its address and so its MAC, and the neighbour caches of
+// the host and of its group stay right. It returns nil for other addresses.
+func MACFor(ip netip.Addr) net.HardwareAddr {
+	ip = ip.Unmap()
+	if !ip.Is4() {
+		return nil
+	}
+	a := ip.As4()
+	return net.HardwareAddr{0x02, 0x42, a[0], a[1], a[2], a[3]}
+}

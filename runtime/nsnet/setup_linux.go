@@ -3,16 +3,20 @@
 package nsnet
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Setup creates the network of a sandbox: its namespace, and for every
@@ -92,7 +96,8 @@ func setup(ctx context.Context, n Net) (*Handle, error) {
 	veth := VethName(n.Project, n.Name)
 	la := netlink.LinkAttrs{Name: veth, Alias: sandboxTag(n.Project, n.Name) + " " + h.net.IP.String(),
 		MasterIndex: br.Attrs().Index, MTU: uplinkMTU()}
-	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns))}); err != nil {
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerHardwareAddr: MACFor(h.net.IP),
+		PeerNamespace: netlink.NsFd(int(ns))}); err != nil {
 		return nil, fmt.Errorf("create veth %s: %w", veth, err)
 	}
 	host, err := netlink.LinkByName(veth)
@@ -114,6 +119,9 @@ func setup(ctx context.Context, n Net) (*Handle, error) {
 	if err := fw.addSandbox(n.Project, n.Name, n.Scope, br.Attrs().Name, veth, h.net.IP, gateway(subnet)); err != nil {
 		return nil, err
 	}
+	if err := forgetNeighbour(br, h.net.IP); err != nil {
+		return nil, err
+	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return nil, fmt.Errorf("bring up %s: %w", veth, err)
 	}
@@ -128,6 +136,13 @@ func setup(ctx context.Context, n Net) (*Handle, error) {
 	}
 	if err := inside.LinkSetUp(eth0); err != nil {
 		return nil, fmt.Errorf("bring up eth0: %w", err)
+	}
+	// The bridge enables the port once the kernel's link watcher has seen
+	// its carrier, a moment after eth0 is up; an announcement sent before
+	// is dropped.
+	waitForwarding(veth, time.Second)
+	if err := announce(h.nsPath, eth0.Attrs().Index, h.net.IP); err != nil {
+		return nil, err
 	}
 	if n.Scope == ScopePublic || n.Scope == ScopeAny {
 		gw := gateway(subnet)
@@ -166,6 +181,9 @@ func ensureBridge(project, network string, want netip.Prefix) (netlink.Link, net
 		if want.IsValid() && want != have {
 			return nil, netip.Prefix{}, fmt.Errorf("network %q runs with subnet %s, not %s: stop its sandboxes (sbx down) before changing its subnet", network, have, want)
 		}
+		if err := setBridgeMAC(l, have); err != nil {
+			return nil, netip.Prefix{}, err
+		}
 		if err := netlink.LinkSetUp(l); err != nil {
 			return nil, netip.Prefix{}, fmt.Errorf("bring up bridge %s: %w", name, err)
 		}
@@ -186,7 +204,8 @@ func ensureBridge(project, network string, want netip.Prefix) (netlink.Link, net
 	} else if r := overlapping(subnet, routes); r != "" {
 		return nil, netip.Prefix{}, fmt.Errorf("subnet %s of network %q overlaps the host's route %s: give the network a subnet no route uses (ip route shows them)", subnet, network, r)
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Alias: networkTag(project, network) + " " + subnet.String()}}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Alias: networkTag(project, network) + " " + subnet.String(),
+		HardwareAddr: MACFor(gateway(subnet))}}
 	if err := netlink.LinkAdd(br); err != nil {
 		return nil, netip.Prefix{}, fmt.Errorf("create bridge %s: %w", name, err)
 	}
@@ -208,6 +227,81 @@ func ensureBridge(project, network string, want netip.Prefix) (netlink.Link, net
 		return nil, netip.Prefix{}, fmt.Errorf("bring up bridge %s: %w", name, err)
 	}
 	return l, subnet, nil
+}
+
+// setBridgeMAC gives a bridge the MAC of its gateway address (a bridge made
+// by an older sbx has the lowest MAC of its ports, which changes as sandboxes
+// come and go, and the sandboxes' entries for their gateway go stale).
+func setBridgeMAC(l netlink.Link, subnet netip.Prefix) error {
+	want := MACFor(gateway(subnet))
+	if bytes.Equal(l.Attrs().HardwareAddr, want) {
+		return nil
+	}
+	if err := netlink.LinkSetHardwareAddr(l, want); err != nil {
+		return fmt.Errorf("set the MAC of bridge %s to %s: %w", l.Attrs().Name, want, err)
+	}
+	return nil
+}
+
+// forgetNeighbour deletes the host's neighbour entry for a sandbox's address
+// on its bridge: one left by an earlier run of the sandbox may name a MAC
+// that an older sbx chose at random.
+func forgetNeighbour(br netlink.Link, ip netip.Addr) error {
+	err := netlink.NeighDel(&netlink.Neigh{LinkIndex: br.Attrs().Index, Family: netlink.FAMILY_V4, IP: ip.AsSlice()})
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("forget the neighbour entry of %s on %s: %w", ip, br.Attrs().Name, err)
+	}
+	return nil
+}
+
+// waitForwarding waits until the bridge port port forwards, at most max.
+func waitForwarding(port string, max time.Duration) {
+	const forwarding = "3" // BR_STATE_FORWARDING
+	path := "/sys/class/net/" + port + "/brport/state"
+	for deadline := time.Now().Add(max); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if b, err := os.ReadFile(path); err != nil || strings.TrimSpace(string(b)) == forwarding {
+			return
+		}
+	}
+}
+
+// announce sends a gratuitous ARP request for ip from the interface ifindex
+// inside the namespace at nsPath, so that whoever still holds an entry for
+// the address (a peer of the group) updates it at once.
+func announce(nsPath string, ifindex int, ip netip.Addr) error {
+	mac := MACFor(ip)
+	err := Within(nsPath, func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifindex, Halen: 6}
+		copy(to.Addr[:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		return unix.Sendto(fd, garp(mac, ip), 0, to)
+	})
+	if err != nil {
+		return fmt.Errorf("announce %s (gratuitous ARP): %w", ip, err)
+	}
+	return nil
+}
+
+// garp is the ARP payload of a gratuitous request: the sender's and the
+// target's protocol address are both ip.
+func garp(mac net.HardwareAddr, ip netip.Addr) []byte {
+	a := ip.As4()
+	b := []byte{0, 1, 8, 0, 6, 4, 0, 1} // Ethernet, IPv4, request
+	b = append(b, mac...)
+	b = append(b, a[:]...)
+	b = append(b, 0, 0, 0, 0, 0, 0)
+	return append(b, a[:]...)
+}
+
+// htons converts to network byte order, as the packet socket API wants.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
 }
 
 // overlapping describes a route of the main table that overlaps subnet, or
