@@ -55,18 +55,23 @@
 //     the bridge.
 //   - public: the group's connectivity, if it names a group, plus a default
 //     route through the bridge's gateway address (the subnet's first host)
-//     and masquerading to the outside. Destinations in 0.0.0.0/8, 10.0.0.0/8,
-//     100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12,
-//     192.168.0.0/16 and 224.0.0.0/3 (multicast, reserved, broadcast) are
-//     rejected, as are the host's own addresses (but for port 53 of the
-//     gateway, the DNS forwarder) and every other sbx network.
+//     and masquerading to the outside. Destinations in private, shared
+//     (CGNAT), loopback, link-local, documentation (TEST-NET-1/2/3),
+//     benchmarking (198.18.0.0/15), IETF protocol, multicast, reserved and
+//     broadcast ranges are rejected (one list, blockedRanges, which also
+//     holds their IPv6 counterparts for the day sandboxes get IPv6), as are
+//     the host's own addresses (but for port 53 of the gateway, the DNS
+//     forwarder) and every other sbx network.
 //   - any: like public with nothing blocked but other sbx networks: the host
 //     and private ranges are reachable.
 //
 // A sandbox can only send IPv4 from its own address and ARP for its own
 // address: a bridge-family rule on its veth drops everything else (spoofed
 // sources, IPv6, VLAN tags), so a payload with CAP_NET_ADMIN inside its
-// namespace cannot borrow the rights of another sandbox.
+// namespace cannot borrow the rights of another sandbox. IPv6 is off on the
+// bridges and host-side veths, and the inet rules of every network reject
+// IPv6 from its sandboxes too, so adding IPv6 later leaks nothing by
+// default: only a per-sandbox rule (for scope any) may let it through.
 //
 // # nftables layout
 //
@@ -85,6 +90,7 @@
 //	  chain from-B      what sandboxes of network B send through the host
 //	    ip saddr IP oifname != "sbxb*" jump public    per public sandbox
 //	    ip saddr IP oifname != "sbxb*" accept         per any sandbox
+//	    meta nfproto ipv6 reject            no IPv6 from sandboxes
 //	    oifname B accept                    group networks only (bridged
 //	                                        traffic seen via br_netfilter)
 //	    reject
@@ -93,6 +99,7 @@
 //	    ip saddr IP accept                            per any sandbox
 //	    ip saddr IP ip daddr GW udp dport 53 accept   per public sandbox: DNS
 //	    ip saddr IP ip daddr GW tcp dport 53 accept   to its gateway GW
+//	    meta nfproto ipv6 reject
 //	    ct state established,related accept
 //	    reject
 //	table bridge sbx
