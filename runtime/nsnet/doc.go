@@ -33,7 +33,12 @@
 // the bridge forwards the new port, sends a gratuitous ARP from inside the
 // namespace.
 //
-// Project and sandbox names must not contain "/", white space or NUL.
+// Names must not contain "/", white space or control characters; a project
+// name has at most [MaxProjectLen] bytes, sandbox and network names
+// [MaxNameLen]. sbx passes the project as its name and a short hash of its
+// directory ("shop-1f2e3d4c"), so two directories called shop share
+// nothing: every name above hashes or contains the whole project name, and
+// ownership is decided on the whole name, never a prefix.
 // Sandboxes of scope public or any that name no group share a per-project
 // default network (named "@default", which no Sandboxfile network can be
 // called): a /24 in 10.199.0.0/16, the third octet starting at the first

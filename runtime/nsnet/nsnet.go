@@ -127,9 +127,32 @@ func usable(subnet netip.Prefix, ip netip.Addr) error {
 	return nil
 }
 
+// Limits on names, in bytes. Every tag ("sbx:" project "/sandbox/" name)
+// must fit in an nftables rule comment (NFT_USERDATA_MAXLEN, 256 bytes with
+// its type, length and NUL) and, with a space and an address or subnet, in
+// an interface alias (IFALIASZ, 255 bytes and a NUL). Interface and chain
+// names are hashes of fixed length, whatever the names.
+const (
+	// MaxProjectLen leaves room for a directory's name of 64 bytes, a dash
+	// and a hash of the directory (what sbx passes).
+	MaxProjectLen = 95
+	// MaxNameLen is the limit for sandbox and network names.
+	MaxNameLen = 128
+)
+
 func checkName(what, s string) error {
-	if s == "" || len(s) > 128 || s == "." || s == ".." || strings.ContainsAny(s, "/ \t\r\n\x00") {
-		return fmt.Errorf("%s name %q cannot name network resources: use at most 128 characters without '/' or white space", what, s)
+	max := MaxNameLen
+	if what == "project" {
+		max = MaxProjectLen
+	}
+	bad := s == "" || len(s) > max || s == "." || s == ".."
+	for _, c := range []byte(s) {
+		if c <= ' ' || c == '/' || c == 0x7f {
+			bad = true
+		}
+	}
+	if bad {
+		return fmt.Errorf("%s name %q cannot name network resources: use at most %d bytes without '/', white space or control characters", what, s, max)
 	}
 	return nil
 }
