@@ -1,7 +1,8 @@
-// Package nsnet is the networking of sbx's namespace (ns) driver: one
-// network namespace per sandbox, a Linux bridge per network group, veth
-// pairs, nftables rules enforcing the sandbox's scope, and a userspace proxy
-// for published ports.
+// Package nsnet is the networking of sbx's sandboxes on Linux, for both
+// drivers: one network namespace per sandbox of the namespace (ns) driver,
+// a tap device per microVM of the krun driver, a Linux bridge per network
+// group, veth pairs, nftables rules enforcing the sandbox's scope, a DNS
+// forwarder, and a userspace proxy for published ports.
 //
 // The supervisor of a sandbox calls [Setup] before it starts the payload and
 // hands [Handle.NetNSPath] to the payload's child, which joins it with
@@ -18,6 +19,7 @@
 //	bridge     sbxb + 10 hex of sha256(project, "network", network)
 //	veth       sbxv + 10 hex of sha256(project, "sandbox", sandbox)  (host side)
 //	           eth0                                                  (inside)
+//	tap        sbxt + the same 10 hex                                (VMs, SetupTap)
 //	alias      "sbx:<project>/network/<network> <subnet>" on a bridge,
 //	           "sbx:<project>/sandbox/<sandbox> <ip>" on a veth (IFLA_IFALIAS)
 //	rule tag   "sbx:<project>/network/<network>" or "sbx:<project>/sandbox/<sandbox>"
@@ -39,6 +41,7 @@
 // directory ("shop-1f2e3d4c"), so two directories called shop share
 // nothing: every name above hashes or contains the whole project name, and
 // ownership is decided on the whole name, never a prefix.
+//
 // Sandboxes of scope public or any that name no group share a per-project
 // default network (named "@default", which no Sandboxfile network can be
 // called): a /24 in 10.199.0.0/16, the third octet starting at the first
@@ -47,6 +50,37 @@
 // addresses allocated from a hash of their name and cannot reach each other:
 // their bridge ports are isolated and the firewall does not route between
 // them.
+//
+// # Virtual machines: taps
+//
+// The krun driver uses the same bridges, addresses, firewall rules, DNS
+// forwarder and port proxies; only the sandbox's end differs. As root,
+// before the VMM starts:
+//
+//	h, err := nsnet.SetupTap(ctx, nsnet.Net{Project: p, Name: name, Scope: scope,
+//		Group: group, Subnet: subnet, IP: ip}) // scope none: no tap, no NIC at all
+//	// VMM child: krun_add_net_tap(ctx, h.TapName(), h.MAC(), features, flags)
+//	// guest init: eth0 gets h.MAC(), h.MTU() and the address h.Prefix();
+//	//   a default route via h.DefaultRoute() when it is valid (public, any),
+//	//   none otherwise; resolv.conf is nsnet.ResolvConf(scope, dnsHandle),
+//	//   where dnsHandle is h when ServeDNS succeeded and nil otherwise (the
+//	//   forwarder is at h.DNS():53); then it announces its address
+//	//   (gratuitous ARP, or net.ipv4.conf.eth0.arp_notify=1 and the address
+//	//   set before eth0 goes up).
+//	dns, err := nsnet.ServeDNS(ctx, h, nsnet.DNSUpstreams()) // public and any
+//	px, err := nsnet.ListenProxy(ctx, "udp", "127.0.0.1:5353", h.Dialer("udp", 53))
+//	go px.Serve(ctx)
+//	// ... the VM runs ...
+//	dns.Close(); px.Close()
+//	nsnet.Teardown(ctx, p, name) // removes the tap; also what sbx down runs after a crash
+//
+// The tap is persistent and owned by root; it has no carrier, and the bridge
+// does not forward on it, until the VMM attaches to it (TUNSETIFF with
+// IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, which libkrun's tap backend uses; it is
+// not multi-queue). The bridge-family rules hold for the tap as for a veth,
+// so the guest can only send IPv4 and ARP from its own address. [Handle.Dialer]
+// only dials the guest's address: the guest's loopback is out of reach.
+// [PreflightTap] checks the host for all of this.
 //
 // # Scopes
 //

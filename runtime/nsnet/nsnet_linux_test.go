@@ -862,17 +862,6 @@ func TestSetupErrors(t *testing.T) {
 	}
 }
 
-func TestPreflight(t *testing.T) {
-	requireRoot(t)
-	for _, pr := range Preflight(context.Background()) {
-		if pr.Fatal {
-			t.Errorf("%s", pr)
-		} else {
-			t.Logf("%s", pr)
-		}
-	}
-}
-
 func BenchmarkSetupTeardown(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")

@@ -26,6 +26,26 @@ import (
 // sandbox (a supervisor that was killed) are removed first. When Setup
 // fails, it removes what it created.
 func Setup(ctx context.Context, n Net) (*Handle, error) {
+	return setupLocked(ctx, n, false)
+}
+
+// SetupTap creates the network of a sandbox that runs in a virtual machine
+// (the krun driver): instead of a namespace and a veth pair, a persistent tap
+// device on its network's bridge, which the VMM attaches to the guest's
+// virtio-net device (krun_add_net_tap with [Handle.TapName] and
+// [Handle.MAC]). The bridge, the address, the firewall rules, and what
+// [ServeDNS], [Handle.Dialer] and [ListenProxy] do are those of Setup; the
+// guest configures its interface itself from the handle (see the package
+// documentation). Scope none has no interface: there is no tap to set up.
+// [Teardown] removes the tap like a veth.
+func SetupTap(ctx context.Context, n Net) (*Handle, error) {
+	if n.Scope == ScopeNone {
+		return nil, fmt.Errorf("sandbox %s: scope none has no network interface: give the VM no NIC instead of a tap", n.Name)
+	}
+	return setupLocked(ctx, n, true)
+}
+
+func setupLocked(ctx context.Context, n Net, tap bool) (*Handle, error) {
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
@@ -34,7 +54,7 @@ func Setup(ctx context.Context, n Net) (*Handle, error) {
 		return nil, err
 	}
 	defer unlock()
-	h, err := setup(ctx, n)
+	h, err := setup(ctx, n, tap)
 	if err != nil {
 		if terr := teardown(n.Project, n.Name); terr != nil {
 			err = errors.Join(err, fmt.Errorf("undo: %w", terr))
@@ -44,33 +64,37 @@ func Setup(ctx context.Context, n Net) (*Handle, error) {
 	return h, nil
 }
 
-func setup(ctx context.Context, n Net) (*Handle, error) {
+func setup(ctx context.Context, n Net, tap bool) (*Handle, error) {
 	if err := teardown(n.Project, n.Name); err != nil {
 		return nil, fmt.Errorf("remove what an earlier run left: %w", err)
 	}
-	h := &Handle{net: n, nsPath: NetNSPath(n.Project, n.Name)}
-	if err := createNetNS(h.nsPath); err != nil {
-		return nil, err
-	}
-	ns, err := netns.GetFromPath(h.nsPath)
-	if err != nil {
-		return nil, fmt.Errorf("open network namespace: %w", err)
-	}
-	defer ns.Close()
-	inside, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return nil, fmt.Errorf("netlink in the sandbox's namespace: %w", err)
-	}
-	defer inside.Close()
-	lo, err := inside.LinkByName("lo")
-	if err == nil {
-		err = inside.LinkSetUp(lo)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bring up lo: %w", err)
-	}
-	if n.Scope == ScopeNone {
-		return h, ctx.Err()
+	h := &Handle{net: n}
+	var inside *netlink.Handle
+	var ns netns.NsHandle
+	if !tap {
+		h.nsPath = NetNSPath(n.Project, n.Name)
+		if err := createNetNS(h.nsPath); err != nil {
+			return nil, err
+		}
+		var err error
+		if ns, err = netns.GetFromPath(h.nsPath); err != nil {
+			return nil, fmt.Errorf("open network namespace: %w", err)
+		}
+		defer ns.Close()
+		if inside, err = netlink.NewHandleAt(ns); err != nil {
+			return nil, fmt.Errorf("netlink in the sandbox's namespace: %w", err)
+		}
+		defer inside.Close()
+		lo, err := inside.LinkByName("lo")
+		if err == nil {
+			err = inside.LinkSetUp(lo)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bring up lo: %w", err)
+		}
+		if n.Scope == ScopeNone {
+			return h, ctx.Err()
+		}
 	}
 
 	network := n.network()
@@ -93,67 +117,98 @@ func setup(ctx context.Context, n Net) (*Handle, error) {
 		return nil, err
 	}
 
-	veth := VethName(n.Project, n.Name)
-	la := netlink.LinkAttrs{Name: veth, Alias: sandboxTag(n.Project, n.Name) + " " + h.net.IP.String(),
-		MasterIndex: br.Attrs().Index, MTU: uplinkMTU()}
-	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerHardwareAddr: MACFor(h.net.IP),
-		PeerNamespace: netlink.NsFd(int(ns))}); err != nil {
-		return nil, fmt.Errorf("create veth %s: %w", veth, err)
+	h.mtu = uplinkMTU()
+	if h.mtu == 0 {
+		h.mtu = 1500
 	}
-	host, err := netlink.LinkByName(veth)
+	port := VethName(n.Project, n.Name)
+	la := netlink.LinkAttrs{Name: port, Alias: sandboxTag(n.Project, n.Name) + " " + h.net.IP.String(),
+		MasterIndex: br.Attrs().Index, MTU: h.mtu}
+	if tap {
+		port = TapName(n.Project, n.Name)
+		la.Name = port
+		h.tap = port
+		// Not multi-queue, as libkrun opens it; the opener's own flags
+		// (IFF_NO_PI, IFF_VNET_HDR) replace these.
+		err = netlink.LinkAdd(&netlink.Tuntap{LinkAttrs: la, Mode: netlink.TUNTAP_MODE_TAP,
+			Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR})
+	} else {
+		err = netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerHardwareAddr: MACFor(h.net.IP),
+			PeerNamespace: netlink.NsFd(int(ns))})
+	}
 	if err != nil {
-		return nil, fmt.Errorf("veth %s: %w", veth, err)
+		return nil, fmt.Errorf("create %s: %w", port, err)
+	}
+	host, err := netlink.LinkByName(port)
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", port, err)
 	}
 	if err := netlink.LinkSetAlias(host, la.Alias); err != nil {
-		return nil, fmt.Errorf("name veth %s: %w", veth, err)
+		return nil, fmt.Errorf("name link %s: %w", port, err)
 	}
-	if err := disableIPv6(veth); err != nil {
+	if tap {
+		if err := netlink.LinkSetMTU(host, h.mtu); err != nil {
+			return nil, fmt.Errorf("MTU of %s: %w", port, err)
+		}
+	}
+	if err := disableIPv6(port); err != nil {
 		return nil, err
 	}
 	if network == DefaultNetwork {
 		// Sandboxes that share the default network are not a group.
 		if err := netlink.LinkSetIsolated(host, true); err != nil {
-			return nil, fmt.Errorf("isolate bridge port %s: %w", veth, err)
+			return nil, fmt.Errorf("isolate bridge port %s: %w", port, err)
 		}
 	}
-	if err := fw.addSandbox(n.Project, n.Name, n.Scope, br.Attrs().Name, veth, h.net.IP, gateway(subnet)); err != nil {
+	if err := fw.addSandbox(n.Project, n.Name, n.Scope, br.Attrs().Name, port, h.net.IP, gateway(subnet)); err != nil {
 		return nil, err
 	}
 	if err := forgetNeighbour(br, h.net.IP); err != nil {
 		return nil, err
 	}
 	if err := netlink.LinkSetUp(host); err != nil {
-		return nil, fmt.Errorf("bring up %s: %w", veth, err)
+		return nil, fmt.Errorf("bring up %s: %w", port, err)
 	}
-
-	eth0, err := inside.LinkByName("eth0")
-	if err != nil {
-		return nil, fmt.Errorf("eth0 in the sandbox: %w", err)
-	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: h.net.IP.AsSlice(), Mask: net.CIDRMask(subnet.Bits(), 32)}}
-	if err := inside.AddrAdd(eth0, addr); err != nil {
-		return nil, fmt.Errorf("address %s on eth0: %w", addr, err)
-	}
-	if err := inside.LinkSetUp(eth0); err != nil {
-		return nil, fmt.Errorf("bring up eth0: %w", err)
-	}
-	// The bridge enables the port once the kernel's link watcher has seen
-	// its carrier, a moment after eth0 is up; an announcement sent before
-	// is dropped.
-	waitForwarding(veth, time.Second)
-	if err := announce(h.nsPath, eth0.Attrs().Index, h.net.IP); err != nil {
-		return nil, err
+	if !tap {
+		if err := configureEth0(inside, h); err != nil {
+			return nil, err
+		}
 	}
 	if n.Scope == ScopePublic || n.Scope == ScopeAny {
-		gw := gateway(subnet)
-		if err := inside.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
-			return nil, fmt.Errorf("default route via %s: %w", gw, err)
-		}
 		if err := enableForward(); err != nil {
 			return nil, err
 		}
 	}
 	return h, ctx.Err()
+}
+
+// configureEth0 gives the sandbox's end of its veth pair its address and
+// routes, and announces it.
+func configureEth0(inside *netlink.Handle, h *Handle) error {
+	eth0, err := inside.LinkByName("eth0")
+	if err != nil {
+		return fmt.Errorf("eth0 in the sandbox: %w", err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: h.net.IP.AsSlice(), Mask: net.CIDRMask(h.net.Subnet.Bits(), 32)}}
+	if err := inside.AddrAdd(eth0, addr); err != nil {
+		return fmt.Errorf("address %s on eth0: %w", addr, err)
+	}
+	if err := inside.LinkSetUp(eth0); err != nil {
+		return fmt.Errorf("bring up eth0: %w", err)
+	}
+	// The bridge enables the port once the kernel's link watcher has seen
+	// its carrier, a moment after eth0 is up; an announcement sent before
+	// is dropped.
+	waitForwarding(VethName(h.net.Project, h.net.Name), time.Second)
+	if err := announce(h.nsPath, eth0.Attrs().Index, h.net.IP); err != nil {
+		return err
+	}
+	if gw := h.DefaultRoute(); gw.IsValid() {
+		if err := inside.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
+			return fmt.Errorf("default route via %s: %w", gw, err)
+		}
+	}
+	return nil
 }
 
 // ensureBridge returns the bridge of a network and its subnet, creating it
@@ -536,13 +591,14 @@ func TeardownProject(ctx context.Context, project string) error {
 
 func teardown(project, name string) error {
 	var errs []error
-	veth := VethName(project, name)
-	if l, err := netlink.LinkByName(veth); err == nil {
-		if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete veth %s: %w", veth, err))
+	for _, port := range []string{VethName(project, name), TapName(project, name)} {
+		if l, err := netlink.LinkByName(port); err == nil {
+			if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("delete %s: %w", port, err))
+			}
+		} else if !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("link %s: %w", port, err))
 		}
-	} else if !isNotFound(err) {
-		errs = append(errs, fmt.Errorf("veth %s: %w", veth, err))
 	}
 	fw, err := newFirewall()
 	if err != nil {
@@ -629,7 +685,7 @@ func list(project string) (Resources, error) {
 	bridges := map[string]bool{}
 	for _, l := range links {
 		a := l.Attrs()
-		if !strings.HasPrefix(a.Name, bridgePrefix) && !strings.HasPrefix(a.Name, vethPrefix) {
+		if !strings.HasPrefix(a.Name, bridgePrefix) && !strings.HasPrefix(a.Name, vethPrefix) && !strings.HasPrefix(a.Name, tapPrefix) {
 			continue
 		}
 		// A link without alias is from a Setup that died right after
