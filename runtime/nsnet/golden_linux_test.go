@@ -54,6 +54,10 @@ func TestRulesGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A VM's tap gets the rules of a veth.
+	if _, err := SetupTap(context.Background(), Net{Project: p, Name: "vm", Scope: ScopePublic, Group: "backend", Subnet: sn, IP: netip.MustParseAddr("10.201.250.13")}); err != nil {
+		t.Fatal(err)
+	}
 	got := dumpRules(t, p)
 	path := filepath.Join("testdata", "rules.golden")
 	if *update {

@@ -178,3 +178,28 @@ func TestSameNameOtherDirectory(t *testing.T) {
 		})
 	}
 }
+
+// TestTeardownOldNames: names an earlier sbx accepted (up to 128 bytes, any
+// printable byte but '/') can still be torn down and listed.
+func TestTeardownOldNames(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	old := strings.Repeat("o", 120) + hex.EncodeToString(hash(t.Name()))[:8]
+	if err := checkName("project", old); err == nil {
+		t.Fatalf("%d bytes is a valid project name now; the test needs an old one", len(old))
+	}
+	if err := Teardown(ctx, old, "web"); err != nil {
+		t.Errorf("Teardown(%s): %v", old, err)
+	}
+	if err := TeardownProject(ctx, old); err != nil {
+		t.Errorf("TeardownProject(%s): %v", old, err)
+	}
+	if res, err := List(ctx, old); err != nil || !res.Empty() {
+		t.Errorf("List(%s): %v\n%s", old, err, res)
+	}
+	for _, bad := range []string{"a/b", "..", "", "a\x00b"} {
+		if err := Teardown(ctx, bad, "web"); err == nil {
+			t.Errorf("Teardown(%q) accepted it", bad)
+		}
+	}
+}

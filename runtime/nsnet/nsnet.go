@@ -158,6 +158,16 @@ func checkName(what, s string) error {
 	return nil
 }
 
+// checkOldName is what Teardown, TeardownProject and List accept: any name
+// that can be a path component, so that what an earlier sbx with looser
+// limits created can always be removed.
+func checkOldName(what, s string) error {
+	if s == "" || len(s) > 255 || s == "." || s == ".." || strings.ContainsAny(s, "/\x00") {
+		return fmt.Errorf("%s name %q cannot have network resources: it is empty, longer than 255 bytes, or holds '/' or NUL", what, s)
+	}
+	return nil
+}
+
 // gateway is the first host address of a subnet: the bridge's address.
 func gateway(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
 

@@ -530,10 +530,10 @@ func restoreForward(fw *firewall) error {
 // namespace, then the bridge and rules of its network when no sandbox is
 // left on it. It is idempotent and needs nothing that Setup returned.
 func Teardown(ctx context.Context, project, name string) error {
-	if err := checkName("project", project); err != nil {
+	if err := checkOldName("project", project); err != nil {
 		return err
 	}
-	if err := checkName("sandbox", name); err != nil {
+	if err := checkOldName("sandbox", name); err != nil {
 		return err
 	}
 	unlock, err := lock(ctx)
@@ -550,7 +550,7 @@ func Teardown(ctx context.Context, project, name string) error {
 // TeardownProject removes everything a project owns, whether or not its
 // sandboxes are still known (what `sbx down` of the whole project wants).
 func TeardownProject(ctx context.Context, project string) error {
-	if err := checkName("project", project); err != nil {
+	if err := checkOldName("project", project); err != nil {
 		return err
 	}
 	unlock, err := lock(ctx)
@@ -664,7 +664,7 @@ func pruneNetworks(fw *firewall, project string) error {
 // project "" lists those of every project.
 func List(ctx context.Context, project string) (Resources, error) {
 	if project != "" {
-		if err := checkName("project", project); err != nil {
+		if err := checkOldName("project", project); err != nil {
 			return Resources{}, err
 		}
 	}
