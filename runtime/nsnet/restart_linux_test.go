@@ -5,9 +5,12 @@ package nsnet
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -144,4 +147,71 @@ func TestRestartReachableAtOnce(t *testing.T) {
 	if got, want := bl.Attrs().HardwareAddr, MACFor(gateway(sn)); !bytes.Equal(got, want) {
 		t.Errorf("bridge %s has MAC %s, want %s", br, got, want)
 	}
+}
+
+// BenchmarkRestartReachable measures a restart as the host sees it: from
+// Teardown of a sandbox to the first echoed round trip from the host to its
+// replacement (same address, new veth), while another member keeps the
+// bridge and the host's neighbour entry alive.
+func BenchmarkRestartReachable(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	ctx := context.Background()
+	p := "bench" + hex.EncodeToString(hash(b.Name()))[:6]
+	defer TeardownProject(ctx, p)
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sn netip.Prefix
+	for i := range 256 {
+		c := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 202, byte(i), 0}), 24)
+		if overlapping(c, routes) == "" {
+			sn = c
+			break
+		}
+	}
+	if !sn.IsValid() {
+		b.Fatal("no free subnet in 10.202.0.0/16")
+	}
+	if _, err := Setup(ctx, Net{Project: p, Name: "keep", Scope: ScopeGroup, Group: "g", Subnet: sn, IP: host(sn, 10)}); err != nil {
+		b.Fatal(err)
+	}
+	n := Net{Project: p, Name: "web", Scope: ScopeGroup, Group: "g", Subnet: sn, IP: host(sn, 11)}
+	start := func() (net.Listener, string) {
+		h, err := Setup(ctx, n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var ln net.Listener
+		if err := Within(h.NetNSPath(), func() (err error) { ln, err = net.Listen("tcp", "0.0.0.0:0"); return err }); err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() { defer c.Close(); io.Copy(c, c) }()
+			}
+		}()
+		return ln, net.JoinHostPort(n.IP.String(), fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
+	}
+	ln, addr := start()
+	if err := reach("", addr); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		ln.Close()
+		if err := Teardown(ctx, p, n.Name); err != nil {
+			b.Fatal(err)
+		}
+		ln, addr = start()
+		if err := reach("", addr); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ln.Close()
 }
