@@ -73,25 +73,12 @@ func setup(ctx context.Context, n Net, tap bool) (*Handle, error) {
 	var ns netns.NsHandle
 	if !tap {
 		h.nsPath = NetNSPath(n.Project, n.Name)
-		if err := createNetNS(h.nsPath); err != nil {
+		var err error
+		if ns, inside, err = newNamespace(h.nsPath); err != nil {
 			return nil, err
 		}
-		var err error
-		if ns, err = netns.GetFromPath(h.nsPath); err != nil {
-			return nil, fmt.Errorf("open network namespace: %w", err)
-		}
 		defer ns.Close()
-		if inside, err = netlink.NewHandleAt(ns); err != nil {
-			return nil, fmt.Errorf("netlink in the sandbox's namespace: %w", err)
-		}
 		defer inside.Close()
-		lo, err := inside.LinkByName("lo")
-		if err == nil {
-			err = inside.LinkSetUp(lo)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("bring up lo: %w", err)
-		}
 		if n.Scope == ScopeNone {
 			return h, ctx.Err()
 		}
@@ -116,58 +103,29 @@ func setup(ctx context.Context, n Net, tap bool) (*Handle, error) {
 	if err := fw.ensureNetwork(n.Project, network, br.Attrs().Name); err != nil {
 		return nil, err
 	}
-
 	h.mtu = uplinkMTU()
 	if h.mtu == 0 {
 		h.mtu = 1500
 	}
-	port := VethName(n.Project, n.Name)
-	la := netlink.LinkAttrs{Name: port, Alias: sandboxTag(n.Project, n.Name) + " " + h.net.IP.String(),
-		MasterIndex: br.Attrs().Index, MTU: h.mtu}
-	if tap {
-		port = TapName(n.Project, n.Name)
-		la.Name = port
-		h.tap = port
-		// Not multi-queue, as libkrun opens it; the opener's own flags
-		// (IFF_NO_PI, IFF_VNET_HDR) replace these.
-		err = netlink.LinkAdd(&netlink.Tuntap{LinkAttrs: la, Mode: netlink.TUNTAP_MODE_TAP,
-			Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR})
-	} else {
-		err = netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerHardwareAddr: MACFor(h.net.IP),
-			PeerNamespace: netlink.NsFd(int(ns))})
-	}
+	port, err := addPort(h, br, tap, ns)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", port, err)
-	}
-	host, err := netlink.LinkByName(port)
-	if err != nil {
-		return nil, fmt.Errorf("link %s: %w", port, err)
-	}
-	if err := netlink.LinkSetAlias(host, la.Alias); err != nil {
-		return nil, fmt.Errorf("name link %s: %w", port, err)
-	}
-	if tap {
-		if err := netlink.LinkSetMTU(host, h.mtu); err != nil {
-			return nil, fmt.Errorf("MTU of %s: %w", port, err)
-		}
-	}
-	if err := disableIPv6(port); err != nil {
 		return nil, err
 	}
+	name := port.Attrs().Name
 	if network == DefaultNetwork {
 		// Sandboxes that share the default network are not a group.
-		if err := netlink.LinkSetIsolated(host, true); err != nil {
-			return nil, fmt.Errorf("isolate bridge port %s: %w", port, err)
+		if err := netlink.LinkSetIsolated(port, true); err != nil {
+			return nil, fmt.Errorf("isolate bridge port %s: %w", name, err)
 		}
 	}
-	if err := fw.addSandbox(n.Project, n.Name, n.Scope, br.Attrs().Name, port, h.net.IP, gateway(subnet)); err != nil {
+	if err := fw.addSandbox(n.Project, n.Name, n.Scope, br.Attrs().Name, name, h.net.IP, gateway(subnet)); err != nil {
 		return nil, err
 	}
 	if err := forgetNeighbour(br, h.net.IP); err != nil {
 		return nil, err
 	}
-	if err := netlink.LinkSetUp(host); err != nil {
-		return nil, fmt.Errorf("bring up %s: %w", port, err)
+	if err := netlink.LinkSetUp(port); err != nil {
+		return nil, fmt.Errorf("bring up %s: %w", name, err)
 	}
 	if !tap {
 		if err := configureEth0(inside, h); err != nil {
@@ -180,6 +138,73 @@ func setup(ctx context.Context, n Net, tap bool) (*Handle, error) {
 		}
 	}
 	return h, ctx.Err()
+}
+
+// newNamespace creates the namespace of a sandbox at path, with lo up, and
+// returns it with a netlink handle inside it; the caller closes both.
+func newNamespace(path string) (netns.NsHandle, *netlink.Handle, error) {
+	if err := createNetNS(path); err != nil {
+		return 0, nil, err
+	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return 0, nil, fmt.Errorf("open network namespace: %w", err)
+	}
+	inside, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		ns.Close()
+		return 0, nil, fmt.Errorf("netlink in the sandbox's namespace: %w", err)
+	}
+	lo, err := inside.LinkByName("lo")
+	if err == nil {
+		err = inside.LinkSetUp(lo)
+	}
+	if err != nil {
+		inside.Close()
+		ns.Close()
+		return 0, nil, fmt.Errorf("bring up lo: %w", err)
+	}
+	return ns, inside, nil
+}
+
+// addPort creates the sandbox's port on the bridge br, down: the host side
+// of a veth pair whose other end is eth0 in ns, or a tap. It names it with
+// the sandbox's tag and address, and turns IPv6 off on it.
+func addPort(h *Handle, br netlink.Link, tap bool, ns netns.NsHandle) (netlink.Link, error) {
+	n := h.net
+	la := netlink.LinkAttrs{Name: VethName(n.Project, n.Name), Alias: sandboxTag(n.Project, n.Name) + " " + n.IP.String(),
+		MasterIndex: br.Attrs().Index, MTU: h.mtu}
+	var err error
+	if tap {
+		la.Name = TapName(n.Project, n.Name)
+		h.tap = la.Name
+		// Not multi-queue, as libkrun opens it; the opener's own flags
+		// (IFF_NO_PI, IFF_VNET_HDR) replace these.
+		err = netlink.LinkAdd(&netlink.Tuntap{LinkAttrs: la, Mode: netlink.TUNTAP_MODE_TAP,
+			Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR})
+	} else {
+		err = netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerHardwareAddr: MACFor(n.IP),
+			PeerNamespace: netlink.NsFd(int(ns))})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", la.Name, err)
+	}
+	port, err := netlink.LinkByName(la.Name)
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", la.Name, err)
+	}
+	if err := netlink.LinkSetAlias(port, la.Alias); err != nil {
+		return nil, fmt.Errorf("name link %s: %w", la.Name, err)
+	}
+	if tap { // the tap ioctls take no MTU
+		if err := netlink.LinkSetMTU(port, h.mtu); err != nil {
+			return nil, fmt.Errorf("MTU of %s: %w", la.Name, err)
+		}
+	}
+	if err := disableIPv6(la.Name); err != nil {
+		return nil, err
+	}
+	return port, nil
 }
 
 // configureEth0 gives the sandbox's end of its veth pair its address and
