@@ -103,8 +103,15 @@ func Gateway(p netip.Prefix) (netip.Addr, error) {
 // so two directories both called "app" never share a cgroup, a network or a teardown.
 func ProjectID(name, dir string) string {
 	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
+	if len(name) > maxProjectName {
+		// Host-side names have limits (nsnet.MaxProjectLen); the hash keeps it unique.
+		name = strings.ToValidUTF8(name[:maxProjectName], "")
+	}
 	return name + "-" + hex.EncodeToString(sum[:4])
 }
+
+// maxProjectName is how much of a project's name its ID keeps.
+const maxProjectName = 64
 
 // BuildRunSpec resolves what a driver needs to run sb from cfg: the declaration merged with
 // the image's config, the group's subnet and peers, and the probe in guest terms.
