@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -217,4 +218,63 @@ func TestE2ELostStateDirectory(t *testing.T) {
 		t.Errorf("up after down: %+v", rows["web"])
 	}
 	p.must("down")
+}
+
+// Two projects called "app" in two directories share nothing: each serves its own port, and
+// down in one leaves the other running and reachable.
+func TestE2EProjectsWithTheSameName(t *testing.T) {
+	src := `
+project {
+  name   = "app"
+  driver = "ns"
+}
+network "lan" {
+  subnet = "10.98.%d.0/24"
+}
+sandbox "web" {
+  image   = "IMAGE"
+  command = ["httpd", "-f", "-p", "8080", "-h", "/srv"]
+  mount {
+    source    = "./site"
+    target    = "/srv"
+    read_only = true
+  }
+  port {
+    host  = %d
+    guest = 8080
+  }
+  network {
+    scope = "group"
+    group = network.lan
+  }
+  ready { tcp = 8080 }
+}
+`
+	var projects []*project
+	var ports []int
+	for i, body := range []string{"one\n", "two\n"} {
+		port := freePort(t)
+		p := newProject(t, fmt.Sprintf(src, 11+i, port))
+		if err := os.MkdirAll(filepath.Join(p.dir, "site"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p.dir, "site", "index.html"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.must("up")
+		defer p.sbx("down")
+		projects, ports = append(projects, p), append(ports, port)
+	}
+	for i, want := range []string{"one\n", "two\n"} {
+		if body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/index.html", ports[i])); err != nil || body != want {
+			t.Errorf("project %d serves %q, %v; want %q", i+1, body, err, want)
+		}
+	}
+	projects[0].must("down")
+	if rows := projects[1].ps(); rows["web"].State != "ready" && rows["web"].State != "running" {
+		t.Errorf("the other project's web after down: %+v", rows["web"])
+	}
+	if body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/index.html", ports[1])); err != nil || body != "two\n" {
+		t.Errorf("the other project after down: %q, %v", body, err)
+	}
 }
