@@ -1,9 +1,8 @@
-// Package lang decodes and evaluates a Sandboxfile into resolved, typed sandbox specs.
-//
+package lang
+
 // The types in this file are the contract between lang and the packages below it (planner,
 // runtime): they carry no HCL evaluation state, only resolved values, plus the source range of
 // each definition so later stages can point diagnostics at the file.
-package lang
 
 import (
 	"net/netip"
@@ -23,6 +22,7 @@ type Config struct {
 
 	Project   Project
 	Networks  []*Network // sorted by name
+	Volumes   []*Volume  // sorted by name
 	Sandboxes []*Sandbox // sorted by name
 	// Edges are the dependency edges between sandboxes, sorted by (From, To, Origin).
 	Edges []Edge
@@ -40,7 +40,10 @@ type Config struct {
 type Project struct {
 	Name   string // defaults to the base name of Dir
 	Driver string // "" when not declared (krun is then the default); "krun" or "ns"
-	Range  hcl.Range
+	// AllowHostPaths are the host paths (absolute, as declared) that mounts, dir: images and
+	// env_file may use although they are sensitive or, for env_file, outside the project.
+	AllowHostPaths []string
+	Range          hcl.Range
 }
 
 // Network is a network group: sandboxes in it reach each other by IP.
@@ -50,12 +53,27 @@ type Network struct {
 	Range  hcl.Range
 }
 
+// Volume is a named volume: storage that sbx keeps for the project (down keeps it, down
+// --volumes removes it), mounted into sandboxes with mount { volume = volume.NAME }. Where it
+// lives on the host is the runtime's business; lang only names it.
+type Volume struct {
+	Name  string
+	Range hcl.Range
+}
+
 // Scope values for NetworkSpec.Scope.
 const (
 	ScopeNone   = "none"
 	ScopeGroup  = "group"
 	ScopePublic = "public"
 	ScopeAny    = "any"
+)
+
+// Process limits for Sandbox.Pids: enough for any dev server by default, small enough that a
+// fork bomb stays inside; at most Linux's PID_MAX_LIMIT.
+const (
+	DefaultPids = 4096
+	MaxPids     = 1 << 22
 )
 
 // Restart policies for Sandbox.Restart.
@@ -74,6 +92,7 @@ type Sandbox struct {
 	Image      string            `json:"image"`
 	CPUs       int               `json:"cpus"`       // 1..255, default 1
 	MemoryMiB  int               `json:"memory_mib"` // default 512
+	Pids       int               `json:"pids"`       // process limit, 1..MaxPids, default DefaultPids
 	Entrypoint []string          `json:"entrypoint,omitempty"`
 	Command    []string          `json:"command,omitempty"`
 	Workdir    string            `json:"workdir,omitempty"`
@@ -110,11 +129,16 @@ type Rlimit struct {
 	Hard     uint64 `json:"hard"`
 }
 
-// Mount is a host path made visible in the sandbox.
+// Mount makes a host path or a named volume visible in the sandbox. Exactly one of Source and
+// Volume is set.
 type Mount struct {
-	Source   string `json:"source"` // absolute host path
-	Target   string `json:"target"` // absolute guest path
+	Source   string `json:"source,omitempty"` // absolute host path
+	Volume   string `json:"volume,omitempty"` // name of a volume in Config.Volumes
+	Target   string `json:"target"`           // absolute guest path
 	ReadOnly bool   `json:"read_only,omitempty"`
+	// OutsideProject is true for a host path outside the project directory (after following
+	// symlinks): plans show such mounts, since the sandbox reaches beyond the project.
+	OutsideProject bool `json:"outside_project,omitempty"`
 }
 
 // Port publishes a guest port on the host.
@@ -162,6 +186,16 @@ type Edge struct {
 	To     string
 	Origin string    // OriginDependsOn or OriginReference
 	Range  hcl.Range // where the edge was declared or the reference made
+}
+
+// Volume returns the volume named name, or nil.
+func (c *Config) Volume(name string) *Volume {
+	for _, v := range c.Volumes {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
 }
 
 // Sandbox returns the sandbox named name, or nil.

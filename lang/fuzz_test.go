@@ -58,8 +58,16 @@ func FuzzLoad(f *testing.F) {
 					t.Errorf("%s: port out of range: %+v", s.Name, p)
 				}
 			}
+			if s.Pids < 1 || s.Pids > MaxPids {
+				t.Errorf("%s: pids %d accepted", s.Name, s.Pids)
+			}
 			for _, m := range s.Mounts {
-				if !filepath.IsAbs(m.Source) || !filepath.IsAbs(m.Target) {
+				switch {
+				case (m.Source == "") == (m.Volume == ""):
+					t.Errorf("%s: mount needs exactly one of source and volume: %+v", s.Name, m)
+				case m.Volume != "" && cfg.Volume(m.Volume) == nil:
+					t.Errorf("%s: mount of undeclared volume %+v", s.Name, m)
+				case m.Source != "" && !filepath.IsAbs(m.Source), !filepath.IsAbs(m.Target):
 					t.Errorf("%s: relative mount %+v", s.Name, m)
 				}
 			}
@@ -76,10 +84,11 @@ func FuzzLoad(f *testing.F) {
 // byte-level mutation of whole files rarely gets past the parser.
 func FuzzValues(f *testing.F) {
 	attrs := []string{"image", "cpus", "memory", "command", "env", "env_file", "rlimits", "restart",
-		"stop_timeout", "workdir", "user", "depends_on"}
+		"stop_timeout", "workdir", "user", "depends_on", "pids"}
 	for _, e := range []string{`"2GiB"`, `[sandbox.b.ip]`, `{ NOFILE = "1:2" }`, `range(3)`, `file("x")`,
 		`var.v`, `local.l`, `sandbox.b.ports[80]`, `network.n`, `jsondecode("[1]")`, `"${sandbox.b.ip}"`,
-		`try(var.v[9], 1)`, `{ for k, v in var.m : k => v }`, `[sandbox.b]`} {
+		`try(var.v[9], 1)`, `{ for k, v in var.m : k => v }`, `[sandbox.b]`, `volume.data`, `4096`,
+		`"oci-layout:./img"`, `"dir:/"`, `["/etc/passwd"]`} {
 		for i := range attrs {
 			f.Add(uint8(i), e, e)
 		}
@@ -100,6 +109,7 @@ locals {
 network "n" {
   subnet = "10.9.0.0/24"
 }
+volume "data" {}
 sandbox "a" {
   ` + attr + ` = ` + expr + `
   image = "alpine"
@@ -112,6 +122,10 @@ sandbox "a" {
 }
 sandbox "b" {
   image = "alpine"
+  mount {
+    volume = volume.data
+    target = "/data"
+  }
   port {
     guest = 80
   }

@@ -1,59 +1,61 @@
 package lang
 
 import (
-	"fmt"
-	"regexp"
+	"errors"
+	"path/filepath"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sbx-dev/sbx/lang/imageref"
 )
 
-// Local image source prefixes accepted besides registry references.
-const (
-	ImageOCILayout     = "oci-layout:"
-	ImageDockerArchive = "docker-archive:"
-	ImageDir           = "dir:"
-)
+// normalizeImage parses an image reference and makes the path of a local source absolute
+// against the Sandboxfile's directory. It returns the path as written too, for messages.
+func (l *loader) normalizeImage(s string) (imageref.Ref, string, error) {
+	ref, err := imageref.Parse(s)
+	if err != nil {
+		return imageref.Ref{}, "", err
+	}
+	written := ref.Path
+	if ref.Kind != imageref.Registry {
+		ref.Path = l.abs(ref.Path)
+	}
+	return ref, written, nil
+}
 
-// normalizeImage checks an image reference and makes the path of a local source absolute.
-func (l *loader) normalizeImage(s string) (string, error) {
-	if strings.TrimSpace(s) == "" {
-		return "", fmt.Errorf("the image must not be empty; use a registry reference like \"docker.io/library/alpine:3.20\" or a local source (oci-layout:PATH, docker-archive:FILE, dir:PATH)")
+// imageFix says how to provide a missing local source.
+var imageFix = map[imageref.Kind]string{
+	imageref.OCILayout:     "Build the image into it first (for example skopeo copy docker://IMAGE oci:DIR:TAG), or fix the path.",
+	imageref.DockerArchive: "Write it first with docker save -o FILE IMAGE, or fix the path.",
+	imageref.Dir:           "Put the root filesystem there first, or fix the path.",
+}
+
+// decodeImage checks a sandbox's image: the syntax, that a dir: root is no sensitive host
+// path, and that a local source is on disk now, so validate and plan find a typo rather than
+// up.
+func (l *loader) decodeImage(sb *sbDecl, a *hcl.Attribute) {
+	s, ok := l.str(a, stageAll, sb, "image")
+	if !ok {
+		return
 	}
-	switch {
-	case strings.HasPrefix(s, ImageOCILayout):
-		rest := strings.TrimPrefix(s, ImageOCILayout)
-		path, suffix := rest, ""
-		if i := strings.LastIndex(rest, "@"); i >= 0 {
-			path, suffix = rest[:i], rest[i:]
-			if !regexp.MustCompile(`^@sha256:[0-9a-f]{64}$`).MatchString(suffix) {
-				return "", fmt.Errorf("%q has an invalid digest; use @sha256:<64 hex digits>", s)
-			}
-		} else if i := strings.LastIndex(rest, ":"); i >= 0 && !strings.Contains(rest[i:], "/") {
-			path, suffix = rest[:i], rest[i:]
-			if _, err := name.NewTag("example.com/x"+suffix, name.StrictValidation); err != nil {
-				return "", fmt.Errorf("%q has an invalid tag %q", s, suffix[1:])
-			}
-		}
-		if path == "" {
-			return "", fmt.Errorf("%q names no directory; use oci-layout:PATH[:tag|@digest]", s)
-		}
-		return ImageOCILayout + l.abs(path) + suffix, nil
-	case strings.HasPrefix(s, ImageDockerArchive):
-		path := strings.TrimPrefix(s, ImageDockerArchive)
-		if path == "" {
-			return "", fmt.Errorf("%q names no file; use docker-archive:FILE.tar (what docker save writes)", s)
-		}
-		return ImageDockerArchive + l.abs(path), nil
-	case strings.HasPrefix(s, ImageDir):
-		path := strings.TrimPrefix(s, ImageDir)
-		if path == "" {
-			return "", fmt.Errorf("%q names no directory; use dir:PATH", s)
-		}
-		return ImageDir + l.abs(path), nil
+	rng := a.Expr.Range()
+	ref, written, err := l.normalizeImage(s)
+	if err != nil {
+		l.errorf(&rng, "Invalid image reference", "%s", sentence(err))
+		return
 	}
-	if _, err := name.ParseReference(s); err != nil {
-		return "", fmt.Errorf("%q is not a valid image reference: %s; use a reference like \"docker.io/library/alpine:3.20\" or a local source (oci-layout:PATH, docker-archive:FILE, dir:PATH)", s, err)
+	if ref.Kind == imageref.Dir && l.sensitive(rng, "image", ref.Path, l.checkHostPath(ref.Path)) {
+		return
 	}
-	return s, nil
+	if err := ref.Check(written); err != nil {
+		var me *imageref.MissingError
+		msg := err.Error()
+		if errors.As(err, &me) && !filepath.IsAbs(written) {
+			msg += " (relative to the Sandboxfile's directory)"
+		}
+		l.errorf(&rng, "Missing image source", "%s%s. %s", strings.ToUpper(msg[:1]), msg[1:], imageFix[ref.Kind])
+		return
+	}
+	sb.out.Image = ref.String()
 }

@@ -74,6 +74,22 @@ sandbox "s" {
 			want: map[string]string{"X": "env", "N": "2", "L": "a,b"},
 		},
 		{
+			name:  ".env over defaults",
+			files: map[string]string{".env": "# for compose and sbx\nexport x='dot env'\nn=7\nl=[\"a\"]\nUNRELATED=1\n"},
+			want:  map[string]string{"X": "dot env", "N": "7", "L": "a"},
+		},
+		{
+			name:  ".env SBX_VAR_ lines over plain ones",
+			files: map[string]string{".env": "SBX_VAR_x=prefixed\nx=plain\n"},
+			want:  map[string]string{"X": "prefixed", "N": "1", "L": ""},
+		},
+		{
+			name:  "environment over .env",
+			files: map[string]string{".env": "x=dotenv\nn=7\n"},
+			env:   []string{"SBX_VAR_x=env"},
+			want:  map[string]string{"X": "env", "N": "7", "L": ""},
+		},
+		{
 			name:  "auto files in order over environment",
 			files: map[string]string{"a.auto.sbxvars.hcl": `x = "a"` + "\nn = 3\n", "b.auto.sbxvars.hcl": `x = "b"`},
 			env:   []string{"SBX_VAR_x=env", "SBX_VAR_n=2"},
@@ -637,8 +653,8 @@ func TestImages(t *testing.T) {
 		{"", ""}, {"Bad/Upper", ""}, {"oci-layout:", ""}, {"oci-layout:x@sha256:1", ""}, {"dir:", ""}, {"a:b:c:d", ""},
 	}
 	for _, tt := range tests {
-		got, err := l.normalizeImage(tt.in)
-		if (tt.want == "") != (err != nil) || got != tt.want {
+		ref, _, err := l.normalizeImage(tt.in)
+		if got := ref.String(); (tt.want == "") != (err != nil) || got != tt.want {
 			t.Errorf("normalizeImage(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
@@ -661,7 +677,7 @@ sandbox "s" {
 		t.Errorf("project = %+v", cfg.Project)
 	}
 	want := &Sandbox{
-		Name: "s", Image: "alpine", CPUs: 1, MemoryMiB: 512, Restart: RestartNo, StopTimeout: defaultStopTimeout,
+		Name: "s", Image: "alpine", CPUs: 1, MemoryMiB: 512, Pids: DefaultPids, Restart: RestartNo, StopTimeout: defaultStopTimeout,
 		Network: NetworkSpec{Scope: ScopePublic},
 		Ports:   []Port{{HostIP: "127.0.0.1", Host: 80, Guest: 80, Protocol: "tcp"}},
 		Ready:   &Ready{TCP: 80, Timeout: defaultReadyTimeout, Interval: defaultReadyInterval},
@@ -707,8 +723,11 @@ sandbox "s" {
 
 // TestImports keeps lang free of sbx's lower layers and of heavy dependencies.
 func TestImports(t *testing.T) {
-	allowed := []string{"github.com/hashicorp/hcl/v2", "github.com/zclconf/go-cty/", "github.com/google/go-containerregistry/pkg/name", "github.com/agext/levenshtein"}
+	allowed := []string{"github.com/hashicorp/hcl/v2", "github.com/zclconf/go-cty/", "github.com/google/go-containerregistry/pkg/name", "github.com/agext/levenshtein",
+		"github.com/sbx-dev/sbx/lang/"}
 	files, _ := filepath.Glob("*.go")
+	sub, _ := filepath.Glob("*/*.go")
+	files = append(files, sub...)
 	fset := token.NewFileSet()
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -795,4 +814,94 @@ func TestIsSensitive(t *testing.T) {
 			t.Errorf("IsSensitive(%q) = %v, want %v", field, got, want)
 		}
 	}
+}
+
+// TestMissingImageSource: a typo in a local image source is found by Load with the position of
+// the value and a message that says where sbx looked.
+func TestMissingImageSource(t *testing.T) {
+	path := project(t, map[string]string{DefaultFilename: `sandbox "web" {
+  image = "oci-layout:./imgae"
+}
+`})
+	_, diags := Load(path, WithEnviron(nil), WithCwd(filepath.Dir(path)))
+	if len(diags) != 1 {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	d := diags[0]
+	want := "No OCI layout at ./imgae (relative to the Sandboxfile's directory). Build the image into it first"
+	if d.Summary != "Missing image source" || !strings.HasPrefix(d.Detail, want) {
+		t.Errorf("got %q: %q", d.Summary, d.Detail)
+	}
+	if d.Subject == nil || d.Subject.Start.Line != 2 || d.Subject.Start.Column != 11 {
+		t.Errorf("subject %+v, want line 2 column 11", d.Subject)
+	}
+}
+
+// TestDotEnv covers the .env file's problems, each pointed at its line, and when it is read.
+func TestDotEnv(t *testing.T) {
+	const vars = `
+variable "n" {
+  type    = number
+  default = 1
+}
+`
+	tests := []struct {
+		name    string
+		sf      string
+		dotenv  string
+		summary string // the one expected diagnostic, or ""
+		line    int
+		warning bool
+	}{
+		{name: "syntax", sf: vars, dotenv: "n=2\nJUNK\n", summary: "Invalid .env file", line: 2},
+		{name: "type", sf: vars, dotenv: "# c\nn=abc\n", summary: "Invalid value for variable", line: 2},
+		{name: "undeclared prefixed", sf: vars, dotenv: "SBX_VAR_m=1\n", summary: "Value for undeclared variable", line: 1, warning: true},
+		{name: "undeclared plain is ignored", sf: vars, dotenv: "PATH=/x\nm=1\n"},
+		{name: "not read without variables", sf: "", dotenv: "JUNK\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := project(t, map[string]string{DefaultFilename: tt.sf + `sandbox "s" { image = "alpine" }`, ".env": tt.dotenv})
+			cfg, diags := Load(path, WithEnviron(nil), WithCwd(filepath.Dir(path)))
+			if tt.summary == "" {
+				if len(diags) > 0 {
+					t.Fatalf("unexpected diagnostics:\n%s", renderDiags(cfg, diags))
+				}
+				return
+			}
+			if len(diags) != 1 || diags[0].Summary != tt.summary || (diags[0].Severity == hcl.DiagWarning) != tt.warning {
+				t.Fatalf("want one %q, got:\n%s", tt.summary, renderDiags(cfg, diags))
+			}
+			d := diags[0]
+			if d.Subject == nil || filepath.Base(d.Subject.Filename) != ".env" || d.Subject.Start.Line != tt.line {
+				t.Errorf("subject %+v, want .env line %d", d.Subject, tt.line)
+			}
+			if !strings.Contains(renderDiags(cfg, diags), strings.Split(tt.dotenv, "\n")[tt.line-1]) {
+				t.Errorf("the rendered diagnostic does not quote the line:\n%s", renderDiags(cfg, diags))
+			}
+		})
+	}
+
+	t.Run("watched", func(t *testing.T) {
+		path := project(t, map[string]string{DefaultFilename: vars, ".env": "n=2\n"})
+		cfg := mustLoad(t, path)
+		if want := []string{filepath.Join(filepath.Dir(path), ".env")}; !reflect.DeepEqual(cfg.VarFiles, want) {
+			t.Errorf("VarFiles = %v, want %v", cfg.VarFiles, want)
+		}
+	})
+
+	t.Run("link outside the project", func(t *testing.T) {
+		secret := filepath.Join(t.TempDir(), "credentials")
+		if err := os.WriteFile(secret, []byte("n=3\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		path := project(t, map[string]string{DefaultFilename: vars})
+		if err := os.Symlink(secret, filepath.Join(filepath.Dir(path), ".env")); err != nil {
+			t.Fatal(err)
+		}
+		_, diags := Load(path, WithEnviron(nil), WithCwd(filepath.Dir(path)))
+		if got := diagSummaries(diags); len(got) != 1 || got[0] != "Variable file outside the project" {
+			t.Errorf("diagnostics %q", got)
+		}
+	})
 }

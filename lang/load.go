@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -37,7 +35,6 @@ type loader struct {
 	diags   hcl.Diagnostics
 	funcs   map[string]function.Function
 	read    map[string]bool
-	readMu  *sync.Mutex // guards read: phase 2 runs on several goroutines
 
 	project   *hcl.Block
 	vars      map[string]*variable
@@ -47,12 +44,16 @@ type loader struct {
 	topo      []*local // dependencies first
 	networks  map[string]*netDecl
 	netNames  []string
+	volumes   map[string]*Volume
+	volNames  []string // sorted
 	sbx       map[string]*sbDecl
 	sbxNames  []string // sorted
 	ctx       *hcl.EvalContext
 	schemas   struct{ sandbox *hcl.BodySchema }
 	travs     map[hclsyntax.Expression][]hcl.Traversal
 	secrets   []string // values of sensitive variables, scrubbed from diagnostics
+	rules     []hostRule
+	allow     []string // allow_host_paths, symlinks followed
 }
 
 // Load reads, evaluates and validates the Sandboxfile at path (relative paths are relative to
@@ -65,7 +66,7 @@ type loader struct {
 // allocation and the sandbox.* objects built once, then every other attribute.
 func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 	cfg := &Config{Sources: make(map[string]*hcl.File)}
-	l := &loader{cfg: cfg, read: make(map[string]bool), readMu: &sync.Mutex{}, travs: make(map[hclsyntax.Expression][]hcl.Traversal)}
+	l := &loader{cfg: cfg, read: make(map[string]bool), travs: make(map[hclsyntax.Expression][]hcl.Traversal)}
 	for _, o := range opts {
 		if err := o(&l.opts); err != nil {
 			l.errorf(nil, "Invalid option", "%s", sentence(err))
@@ -108,7 +109,7 @@ func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 		l.errorf(nil, "Cannot read Sandboxfile", "%s. Run sbx in a directory with a Sandboxfile, pass -f PATH, or create one with sbx init.", err)
 		return cfg, l.diags
 	}
-	file, diags := parseConfig(src, abs)
+	file, diags := hclsyntax.ParseConfig(src, abs, hcl.InitialPos)
 	if file != nil {
 		cfg.Sources[abs] = file
 	}
@@ -137,11 +138,13 @@ func (l *loader) load(file *hcl.File) {
 				"cwd":  cty.StringVal(l.opts.cwd),
 			}),
 			"network": cty.DynamicVal,
+			"volume":  cty.DynamicVal,
 			"sandbox": cty.DynamicVal,
 			"local":   cty.DynamicVal,
 		},
 		Functions: l.funcs,
 	}
+	l.ctx.Variables["volume"] = l.volumeObject()
 	l.evalVariables()
 	l.ctx.Variables["var"] = l.varObject()
 	l.analyzeLocals()
@@ -149,22 +152,30 @@ func (l *loader) load(file *hcl.File) {
 	l.evalLocals(stageBase)
 	l.ctx.Variables["local"] = l.localObject()
 	l.decodeProject()
+	l.rules = l.hostRules()
 	l.evalNetworks()
 	l.ctx.Variables["network"] = l.networkObject()
 	l.evalLocals(stageNetworks)
 	l.ctx.Variables["local"] = l.localObject()
 
-	l.parallel((*loader).phase1, true)
+	for _, n := range l.sbxNames {
+		l.phase1(l.sbx[n])
+	}
 	l.allocateIPs()
 	l.checkPorts()
 	l.ctx.Variables["sandbox"] = l.sandboxObject()
 	l.evalLocals(stageAll)
 	l.ctx.Variables["local"] = l.localObject()
-	l.parallel((*loader).phase2, false)
+	for _, n := range l.sbxNames {
+		l.phase2(l.sbx[n])
+	}
 	l.buildEdges()
 
 	for _, n := range l.netNames {
 		l.cfg.Networks = append(l.cfg.Networks, l.networks[n].out)
+	}
+	for _, n := range l.volNames {
+		l.cfg.Volumes = append(l.cfg.Volumes, l.volumes[n])
 	}
 	for _, n := range l.sbxNames {
 		sb := l.sbx[n]
@@ -179,6 +190,7 @@ func (l *loader) declare(content *hcl.BodyContent) {
 	l.vars = make(map[string]*variable)
 	l.locals = make(map[string]*local)
 	l.networks = make(map[string]*netDecl)
+	l.volumes = make(map[string]*Volume)
 	l.sbx = make(map[string]*sbDecl)
 	for _, b := range content.Blocks {
 		switch b.Type {
@@ -225,6 +237,20 @@ func (l *loader) declare(content *hcl.BodyContent) {
 			}
 			l.networks[name] = &netDecl{block: b, out: &Network{Name: name, Range: b.DefRange}}
 			l.netNames = append(l.netNames, name)
+		case "volume":
+			name := b.Labels[0]
+			if !validName(name) {
+				l.errorf(&b.LabelRanges[0], "Invalid volume name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore, at most 63 characters.", name)
+				continue
+			}
+			if prev, ok := l.volumes[name]; ok {
+				l.errorf(&b.DefRange, "Duplicate volume", "A volume named %q was already defined at %s. Each volume needs a unique name.", name, at(prev.Range))
+				continue
+			}
+			_, diags := b.Body.Content(volumeSchema())
+			l.diags = append(l.diags, diags...)
+			l.volumes[name] = &Volume{Name: name, Range: b.DefRange}
+			l.volNames = append(l.volNames, name)
 		case "sandbox":
 			name := b.Labels[0]
 			if !validName(name) {
@@ -240,7 +266,7 @@ func (l *loader) declare(content *hcl.BodyContent) {
 				continue
 			}
 			sb := &sbDecl{block: b, body: body, out: &Sandbox{
-				Name: name, CPUs: 1, MemoryMiB: 512, Restart: RestartNo, StopTimeout: defaultStopTimeout,
+				Name: name, CPUs: 1, MemoryMiB: 512, Pids: DefaultPids, Restart: RestartNo, StopTimeout: defaultStopTimeout,
 				Network: NetworkSpec{Scope: ScopePublic}, Range: b.DefRange,
 			}}
 			l.sbx[name] = sb
@@ -248,7 +274,17 @@ func (l *loader) declare(content *hcl.BodyContent) {
 		}
 	}
 	sort.Strings(l.netNames)
+	sort.Strings(l.volNames)
 	sort.Strings(l.sbxNames)
+}
+
+// volumeObject is the volume.* object: volume.NAME.name is NAME.
+func (l *loader) volumeObject() cty.Value {
+	m := make(map[string]cty.Value, len(l.volNames))
+	for _, name := range l.volNames {
+		m[name] = cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal(name)})
+	}
+	return cty.ObjectVal(m)
 }
 
 func (l *loader) decodeProject() {
@@ -274,6 +310,7 @@ func (l *loader) decodeProject() {
 			l.errorf(&r, "Invalid driver", "Driver %q is not known; use \"krun\" (libkrun microVMs, the default) or \"ns\" (Linux namespaces).%s", s, suggest(s, DriverNames()))
 		}
 	}
+	l.decodeAllowHostPaths(c.Attributes["allow_host_paths"])
 }
 
 // validName reports whether s can name a sandbox, network or variable: it must be usable in a
@@ -382,49 +419,5 @@ func (l *loader) abs(p string) string {
 }
 
 func (l *loader) addReadFile(p string) {
-	l.readMu.Lock()
-	defer l.readMu.Unlock()
 	l.read[p] = true
-}
-
-// parallel runs one phase (phase1 or phase2) over every sandbox. Sandboxes are independent
-// there (each writes only its own declaration and spec; the evaluation context is only read),
-// so a large file is evaluated on every core, each worker a copy of the loader collecting its
-// own diagnostics (and, in phase 1, its own expression references), merged after.
-func (l *loader) parallel(phase func(*loader, *sbDecl), ownTravs bool) {
-	workers := runtime.GOMAXPROCS(0)
-	if len(l.sbxNames) < 64 || workers < 2 {
-		for _, n := range l.sbxNames {
-			phase(l, l.sbx[n])
-		}
-		return
-	}
-	per := (len(l.sbxNames) + workers - 1) / workers
-	shards := make([]*loader, 0, workers)
-	var wg sync.WaitGroup
-	for lo := 0; lo < len(l.sbxNames); lo += per {
-		names := l.sbxNames[lo:min(lo+per, len(l.sbxNames))]
-		shard := *l
-		shard.diags = nil
-		if ownTravs {
-			shard.travs = make(map[hclsyntax.Expression][]hcl.Traversal)
-		}
-		shards = append(shards, &shard)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, n := range names {
-				phase(&shard, l.sbx[n])
-			}
-		}()
-	}
-	wg.Wait()
-	for _, s := range shards {
-		l.diags = append(l.diags, s.diags...)
-		if ownTravs {
-			for e, t := range s.travs {
-				l.travs[e] = t
-			}
-		}
-	}
 }

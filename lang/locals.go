@@ -169,7 +169,7 @@ func (l *loader) checkRefs(travs []hcl.Traversal, stage int, what string) bool {
 	for _, t := range travs {
 		root := t.RootName()
 		switch root {
-		case "var", "local", "network", "sandbox", "path":
+		case "var", "local", "network", "volume", "sandbox", "path":
 		default:
 			continue // functions' and dynamic blocks' own names; HCL reports unknown ones
 		}
@@ -201,6 +201,11 @@ func (l *loader) checkRefs(travs []hcl.Traversal, stage int, what string) bool {
 				ok = false
 			} else if stage < stageNetworks {
 				l.errorf(&rng, "Invalid reference", "Networks cannot be referenced in %s.", what)
+				ok = false
+			}
+		case "volume":
+			if _, found := l.volumes[name]; !found {
+				l.errorf(&rng, "Reference to undeclared volume", "No volume named %q is defined.%s Define it with a volume %q {} block.", name, suggest(name, l.volNames), name)
 				ok = false
 			}
 		case "sandbox":

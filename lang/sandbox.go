@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -37,6 +38,7 @@ type sbDecl struct {
 	badForEach []hcl.Range // for_each expressions already reported
 	hasDynamic bool        // without dynamic blocks, the raw content is used as is
 	refs       []hcl.Traversal
+	targets    map[string]hcl.Range // mount targets (cleaned) already used, for duplicates
 }
 
 // phase1 checks the whole body against the schema, then evaluates the port and network blocks,
@@ -253,19 +255,21 @@ func (l *loader) phase2(sb *sbDecl) {
 
 	if a["image"] == nil {
 		l.errorf(sb.block.DefRange.Ptr(), "Missing required argument", "Sandbox %q needs an image, like image = \"docker.io/library/alpine:3.20\".", out.Name)
-	} else if s, ok := l.str(a["image"], stageAll, sb, "image"); ok {
-		img, err := l.normalizeImage(s)
-		if err != nil {
-			l.errorf(a["image"].Expr.Range().Ptr(), "Invalid image reference", "%s", sentence(err))
-		} else {
-			out.Image = img
-		}
+	} else {
+		l.decodeImage(sb, a["image"])
 	}
 	if n, ok := l.integer(a["cpus"], stageAll, sb, "cpus"); ok {
 		if n < 1 || n > 255 {
 			l.errorf(a["cpus"].Expr.Range().Ptr(), "Invalid cpus", "cpus = %d is out of range: use 1 to 255 vCPUs.", n)
 		} else {
 			out.CPUs = n
+		}
+	}
+	if n, ok := l.integer(a["pids"], stageAll, sb, "pids"); ok {
+		if n < 1 || n > MaxPids {
+			l.errorf(a["pids"].Expr.Range().Ptr(), "Invalid pids", "pids = %d is out of range: use 1 to %d processes (the default is %d).", n, MaxPids, DefaultPids)
+		} else {
+			out.Pids = n
 		}
 	}
 	if v, ok := l.value(a["memory"], stageAll, sb, "memory"); ok {
@@ -329,6 +333,14 @@ func (l *loader) decodeEnv(sb *sbDecl, envAttr, fileAttr *hcl.Attribute) {
 	if files, ok := l.strList(fileAttr, stageAll, sb, "env_files"); ok {
 		for _, f := range files {
 			p := l.abs(f)
+			hp := l.checkHostPath(p)
+			if hp.outside && !hp.allowed {
+				l.errorf(fileAttr.Expr.Range().Ptr(), "env_file outside the project", "%s is outside the project directory %s (after following symlinks): a Sandboxfile from a cloned repository must not read arbitrary files of the host into a sandbox. Move the file into the project, or list it in the project block: allow_host_paths = [%q].", p, l.cfg.Dir, p)
+				continue
+			}
+			if l.sensitive(fileAttr.Expr.Range(), "env_file", p, hp) {
+				continue
+			}
 			data, err := os.ReadFile(p)
 			if err != nil {
 				l.errorf(fileAttr.Expr.Range().Ptr(), "Cannot read env_file", "%s: %s. env_file paths are relative to the Sandboxfile's directory.", f, unwrapPathErr(err))
@@ -422,25 +434,56 @@ func (l *loader) decodeMount(sb *sbDecl, b *hcl.Block) {
 	field := fmt.Sprintf("mounts[%d]", len(sb.out.Mounts))
 	var m Mount
 	ok := true
-	for _, req := range []string{"source", "target"} {
-		if c.Attributes[req] == nil {
-			l.errorf(b.DefRange.Ptr(), "Missing required argument", "A mount block needs %s: source is a host path, target an absolute path in the sandbox.", req)
-			ok = false
-		}
+	srcAttr, volAttr := c.Attributes["source"], c.Attributes["volume"]
+	switch {
+	case srcAttr == nil && volAttr == nil:
+		l.errorf(b.DefRange.Ptr(), "Missing mount source", "A mount block needs source (a host path) or volume (a named volume, like volume = volume.data).")
+		ok = false
+	case srcAttr != nil && volAttr != nil:
+		l.errorf(volAttr.NameRange.Ptr(), "Conflicting mount sources", "A mount takes exactly one of source (a host path) and volume (a named volume); remove one.")
+		ok = false
 	}
-	if s, sok := l.str(c.Attributes["source"], stageAll, sb, field+".source"); sok {
+	if c.Attributes["target"] == nil {
+		l.errorf(b.DefRange.Ptr(), "Missing required argument", "A mount block needs target, an absolute path in the sandbox.")
+		ok = false
+	}
+	if s, sok := l.str(srcAttr, stageAll, sb, field+".source"); sok {
 		if s == "" {
-			l.errorf(c.Attributes["source"].Expr.Range().Ptr(), "Invalid mount source", "source must not be empty; use \".\" for the Sandboxfile's directory.")
+			l.errorf(srcAttr.Expr.Range().Ptr(), "Invalid mount source", "source must not be empty; use \".\" for the Sandboxfile's directory.")
 			ok = false
 		}
 		m.Source = l.abs(s)
-	} else {
+		hp := l.checkHostPath(m.Source)
+		if l.sensitive(srcAttr.Expr.Range(), "mount source", m.Source, hp) {
+			ok = false
+		}
+		m.OutsideProject = hp.outside
+	} else if srcAttr != nil {
 		ok = false
 	}
-	if s, sok := l.str(c.Attributes["target"], stageAll, sb, field+".target"); sok {
-		if !strings.HasPrefix(s, "/") {
-			l.errorf(c.Attributes["target"].Expr.Range().Ptr(), "Invalid mount target", "target %q must be an absolute path inside the sandbox, like /data.", s)
+	if volAttr != nil {
+		if name, vok := l.volumeRef(sb, volAttr, field+".volume"); vok {
+			m.Volume = name
+		} else {
 			ok = false
+		}
+	}
+	if s, sok := l.str(c.Attributes["target"], stageAll, sb, field+".target"); sok {
+		rng := c.Attributes["target"].Expr.Range()
+		clean := path.Clean(s)
+		prev, dup := sb.targets[clean]
+		switch {
+		case !strings.HasPrefix(s, "/"):
+			l.errorf(&rng, "Invalid mount target", "target %q must be an absolute path inside the sandbox, like /data.", s)
+			ok = false
+		case dup:
+			l.errorf(&rng, "Duplicate mount target", "%s is already the target of the mount at %s; a path in the sandbox can show one mount only.", clean, at(prev))
+			ok = false
+		default:
+			if sb.targets == nil {
+				sb.targets = map[string]hcl.Range{}
+			}
+			sb.targets[clean] = rng
 		}
 		m.Target = s
 	} else {
@@ -452,6 +495,33 @@ func (l *loader) decodeMount(sb *sbDecl, b *hcl.Block) {
 	if ok {
 		sb.out.Mounts = append(sb.out.Mounts, m)
 	}
+}
+
+// volumeRef evaluates a mount's volume attribute: a reference like volume.data, or the name
+// of a declared volume as a string (handy in dynamic blocks).
+func (l *loader) volumeRef(sb *sbDecl, a *hcl.Attribute, field string) (string, bool) {
+	v, ok := l.value(a, stageAll, sb, field)
+	if !ok {
+		return "", false
+	}
+	name := ""
+	switch {
+	case v.Type().IsObjectType() && v.Type().HasAttribute("name"):
+		if n := v.GetAttr("name"); n.Type() == cty.String && !n.IsNull() {
+			name = n.AsString()
+		}
+	case v.Type() == cty.String:
+		name = v.AsString()
+	}
+	switch {
+	case name == "":
+		l.errorf(a.Expr.Range().Ptr(), "Invalid volume", "volume must refer to a volume, like volume.data, declared with a volume \"data\" {} block.")
+		return "", false
+	case l.volumes[name] == nil:
+		l.errorf(a.Expr.Range().Ptr(), "Reference to undeclared volume", "No volume named %q is defined.%s Define it with a volume %q {} block.", name, suggest(name, l.volNames), name)
+		return "", false
+	}
+	return name, true
 }
 
 func (l *loader) decodeReady(sb *sbDecl, b *hcl.Block) {

@@ -16,12 +16,13 @@ func rootSchema() *hcl.BodySchema {
 		{Type: "variable", LabelNames: []string{"name"}},
 		{Type: "locals"},
 		{Type: "network", LabelNames: []string{"name"}},
+		{Type: "volume", LabelNames: []string{"name"}},
 		{Type: "sandbox", LabelNames: []string{"name"}},
 	}}
 }
 
 func projectSchema() *hcl.BodySchema {
-	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "driver"}}}
+	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "driver"}, {Name: "allow_host_paths"}}}
 }
 
 func variableSchema() *hcl.BodySchema {
@@ -43,7 +44,7 @@ func networkSchema() *hcl.BodySchema {
 
 // sandboxAttrs are the attributes of a sandbox block evaluated in phase 2.
 func sandboxAttrs() []hcl.AttributeSchema {
-	names := []string{"image", "cpus", "memory", "entrypoint", "command", "workdir", "env",
+	names := []string{"image", "cpus", "memory", "pids", "entrypoint", "command", "workdir", "env",
 		"env_file", "user", "rlimits", "restart", "stop_timeout", "depends_on"}
 	out := make([]hcl.AttributeSchema, len(names))
 	for i, n := range names {
@@ -77,8 +78,11 @@ func phase2Schema() *hcl.BodySchema {
 	}
 }
 
+// volumeSchema is the body of a volume block: empty for now (drivers and options may come).
+func volumeSchema() *hcl.BodySchema { return &hcl.BodySchema{} }
+
 func mountSchema() *hcl.BodySchema {
-	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "target"}, {Name: "read_only"}}}
+	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "volume"}, {Name: "target"}, {Name: "read_only"}}}
 }
 
 func portSchema() *hcl.BodySchema {

@@ -144,11 +144,38 @@ func parseRlimitValue(v cty.Value) (soft, hard uint64, err error) {
 	return soft, hard, nil
 }
 
-// parseDotenv parses a dotenv file: KEY=VALUE lines, optional "export ", '#' comments, blank
-// lines, single quotes (literal) and double quotes (with \n \t \" \\ escapes, may span lines).
-// Unquoted values end at " #". No variable expansion is done.
+// dotenvEntry is one KEY=VALUE of a dotenv file, with the line it starts on.
+type dotenvEntry struct {
+	key, val string
+	line     int
+}
+
+// parseDotenv parses a dotenv file into a map; a later key wins. See parseDotenvEntries.
 func parseDotenv(data []byte) (map[string]string, error) {
-	out := make(map[string]string)
+	entries, err := parseDotenvEntries(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(entries))
+	for _, e := range entries {
+		out[e.key] = e.val
+	}
+	return out, nil
+}
+
+// dotenvError is a syntax error of a dotenv file at a line.
+type dotenvError struct {
+	line int
+	msg  string
+}
+
+func (e *dotenvError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+
+// parseDotenvEntries parses a dotenv file as Compose does: KEY=VALUE lines, optional "export ",
+// '#' comments, blank lines, single quotes (literal) and double quotes (with \n \t \" \\
+// escapes, may span lines). Unquoted values end at " #". No variable expansion is done.
+func parseDotenvEntries(data []byte) ([]dotenvEntry, error) {
+	var out []dotenvEntry
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	lineNo := 0
@@ -164,7 +191,7 @@ func parseDotenv(data []byte) (map[string]string, error) {
 		key, val, ok := strings.Cut(line, "=")
 		key = strings.TrimSpace(key)
 		if !ok || !validEnvKey(key) {
-			return nil, fmt.Errorf("line %d: expected KEY=VALUE", lineNo)
+			return nil, &dotenvError{lineNo, "expected KEY=VALUE"}
 		}
 		val = strings.TrimSpace(val)
 		start := lineNo
@@ -172,7 +199,7 @@ func parseDotenv(data []byte) (map[string]string, error) {
 		case strings.HasPrefix(val, "'"):
 			end := strings.Index(val[1:], "'")
 			if end < 0 {
-				return nil, fmt.Errorf("line %d: unterminated single quote", start)
+				return nil, &dotenvError{start, "unterminated single quote"}
 			}
 			val = val[1 : end+1]
 		case strings.HasPrefix(val, `"`):
@@ -206,7 +233,7 @@ func parseDotenv(data []byte) (map[string]string, error) {
 					break
 				}
 				if !sc.Scan() {
-					return nil, fmt.Errorf("line %d: unterminated double quote", start)
+					return nil, &dotenvError{start, "unterminated double quote"}
 				}
 				lineNo++
 				b.WriteByte('\n')
@@ -218,7 +245,7 @@ func parseDotenv(data []byte) (map[string]string, error) {
 				val = strings.TrimSpace(val[:i])
 			}
 		}
-		out[key] = val
+		out = append(out, dotenvEntry{key, val, start})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err

@@ -1,10 +1,13 @@
 package lang
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
@@ -14,9 +17,31 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 )
 
+// Variable values come from these sources, each overriding the ones before it:
+//
+//  1. the variable's default;
+//  2. DotEnvFile, the .env file of the Sandboxfile's directory;
+//  3. the environment variables SBX_VAR_<name>;
+//  4. the AutoVarFilePattern files of the Sandboxfile's directory, in lexical order;
+//  5. --var-file files (WithVarFiles), in order;
+//  6. --var name=value (WithVars).
+//
+// From the environment, .env and --var, a string (or untyped) variable takes the raw text; any
+// other type is parsed as an HCL expression (n=3, l=["a","b"]), as Terraform does.
+
 // AutoVarFilePattern matches the variable files read automatically from the Sandboxfile's
 // directory, in lexical order.
 const AutoVarFilePattern = "*.auto.sbxvars.hcl"
+
+// DotEnvFile is the dotenv file read from the Sandboxfile's directory, when the Sandboxfile
+// declares variables, with the lowest precedence after defaults: so the .env a project keeps
+// for Compose can feed sbx too. A line SBX_VAR_name=value or name=value sets var.name
+// (SBX_VAR_ wins when both are there); Compose's syntax applies (export, # comments, 'literal'
+// and "escaped\n" quoting, values over several lines in double quotes, no ${} expansion).
+// Plain names no variable is declared for are ignored, as the file is shared with other tools;
+// an SBX_VAR_ name that matches no variable gets a warning. The file must lie inside the
+// project directory after following symlinks.
+const DotEnvFile = ".env"
 
 type variable struct {
 	name        string
@@ -47,13 +72,14 @@ func (l *loader) evalVariables() {
 		l.declareVariable(v)
 	}
 	// Sources in increasing precedence; a later one replaces an earlier one.
+	l.readDotEnv()
 	for _, v := range l.varOrder {
 		raw, ok := l.env["SBX_VAR_"+v.name]
 		if !ok {
 			continue
 		}
 		from := "from environment variable SBX_VAR_" + v.name
-		if val, ok := l.parseRaw(v, raw, from); ok {
+		if val, ok := l.parseRaw(v, raw, from, nil); ok {
 			v.source = varSource{val: val, from: from}
 		} else {
 			v.failed = true
@@ -77,7 +103,7 @@ func (l *loader) evalVariables() {
 			l.errorf(nil, "Value for undeclared variable", "--var %s=...: no variable %q is declared in the Sandboxfile.%s Declare it with a variable block, or remove the option.", name, name, suggest(name, sortedKeys(l.vars)))
 			continue
 		}
-		if val, ok := l.parseRaw(v, l.opts.vars[name], "from --var"); ok {
+		if val, ok := l.parseRaw(v, l.opts.vars[name], "from --var", nil); ok {
 			v.source = varSource{val: val, from: "from --var"}
 		} else {
 			v.failed = true
@@ -157,7 +183,8 @@ func (l *loader) literal(a *hcl.Attribute, ty cty.Type) (cty.Value, bool) {
 
 // parseRaw turns a raw string from the command line or the environment into a value: the
 // string itself for string (or untyped) variables, an HCL expression otherwise.
-func (l *loader) parseRaw(v *variable, raw, from string) (cty.Value, bool) {
+// The error points at subject, or at the variable's declaration when it is nil.
+func (l *loader) parseRaw(v *variable, raw, from string, subject *hcl.Range) (cty.Value, bool) {
 	if v.typ == cty.String || v.typ == cty.DynamicPseudoType {
 		return cty.StringVal(raw), true
 	}
@@ -169,7 +196,10 @@ func (l *loader) parseRaw(v *variable, raw, from string) (cty.Value, bool) {
 			return val, true
 		}
 	}
-	l.errorf(v.block.DefRange.Ptr(), "Invalid value for variable", "The value of var.%s %s is not a valid %s expression: %s", v.name, from, typeexpr.TypeString(v.typ), diags[0].Detail)
+	if subject == nil {
+		subject = v.block.DefRange.Ptr()
+	}
+	l.errorf(subject, "Invalid value for variable", "The value of var.%s %s is not a valid %s expression: %s", v.name, from, typeexpr.TypeString(v.typ), diags[0].Detail)
 	return cty.NilVal, false
 }
 
@@ -348,4 +378,83 @@ func (l *loader) scrubSecrets() {
 	for _, d := range l.diags {
 		d.Summary, d.Detail = r.Replace(d.Summary), r.Replace(d.Detail)
 	}
+}
+
+// readDotEnv applies DotEnvFile, when there are variables and the file exists.
+func (l *loader) readDotEnv() {
+	if len(l.varOrder) == 0 {
+		return
+	}
+	p := filepath.Join(l.cfg.Dir, DotEnvFile)
+	if _, err := os.Lstat(p); err != nil {
+		return
+	}
+	l.cfg.VarFiles = append(l.cfg.VarFiles, p)
+	top := &hcl.Range{Filename: p, Start: hcl.InitialPos, End: hcl.InitialPos}
+	if real := resolvePath(p); !within(real, l.realDir) {
+		l.errorf(top, "Variable file outside the project", "%s is a link to %s, outside the project directory: sbx reads variables from a .env inside the project only, so that a cloned repository cannot feed it files of the host. Replace the link with a file.", p, real)
+		return
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		l.errorf(top, "Cannot read variable file", "%s: %s. Fix its permissions, or remove it.", p, unwrapPathErr(err))
+		return
+	}
+	l.cfg.Sources[p] = &hcl.File{Body: hcl.EmptyBody(), Bytes: data}
+	entries, err := parseDotenvEntries(data)
+	if err != nil {
+		if de, ok := err.(*dotenvError); ok {
+			top = lineRange(p, data, de.line)
+		}
+		l.errorf(top, "Invalid .env file", "%s. sbx reads variables from %s (KEY=VALUE lines, as Compose does); fix the line or remove it.", sentence(err), DotEnvFile)
+		return
+	}
+	// Plain names first, so that SBX_VAR_ names win whatever the order of the lines.
+	for _, prefixed := range []bool{false, true} {
+		for _, e := range entries {
+			name, isPrefixed := strings.CutPrefix(e.key, "SBX_VAR_")
+			if isPrefixed != prefixed {
+				continue
+			}
+			v, ok := l.vars[name]
+			if !ok {
+				if prefixed {
+					l.warnf(lineRange(p, data, e.line), "Value for undeclared variable", "%s sets %s, but the Sandboxfile declares no variable %q.%s The value is ignored.", DotEnvFile, e.key, name, suggest(name, sortedKeys(l.vars)))
+				}
+				continue
+			}
+			from := fmt.Sprintf("from %s line %d", DotEnvFile, e.line)
+			rng := lineRange(p, data, e.line)
+			if val, ok := l.parseRaw(v, e.val, from, rng); ok {
+				v.source = varSource{val: val, from: from, rng: rng}
+				v.failed = false
+			} else {
+				v.failed = true
+			}
+		}
+	}
+}
+
+// lineRange is the range of line n (1-based) of data, for diagnostics about files that are
+// not HCL.
+func lineRange(filename string, data []byte, n int) *hcl.Range {
+	start := 0
+	for i := 1; i < n && start < len(data); i++ {
+		j := bytes.IndexByte(data[start:], '\n')
+		if j < 0 {
+			start = len(data)
+			break
+		}
+		start += j + 1
+	}
+	end := start
+	if j := bytes.IndexByte(data[start:], '\n'); j >= 0 {
+		end = start + j
+	} else {
+		end = len(data)
+	}
+	cols := utf8.RuneCount(data[start:end])
+	return &hcl.Range{Filename: filename,
+		Start: hcl.Pos{Line: n, Column: 1, Byte: start},
+		End:   hcl.Pos{Line: n, Column: cols + 1, Byte: end}}
 }

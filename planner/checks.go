@@ -127,7 +127,7 @@ func checks(cfg *lang.Config, st *State, steps []Step, status func(string) Statu
 			}
 		}
 		for i, mt := range s.Desired.Mounts {
-			if !m.PathExists(mt.Source) {
+			if mt.Volume == "" && !m.PathExists(mt.Source) { // a named volume is the runtime's to create
 				src := mt.Source
 				if isSensitive(indexed(FieldMounts, i), s.Desired.Sensitive) {
 					src = sensitiveText

@@ -123,6 +123,7 @@ type watchValue struct {
 // a change of lang's struct tags does not change every fingerprint.
 type mountValue struct {
 	Source   string `json:"source"`
+	Volume   string `json:"volume,omitempty"` // omitted for host paths: their fingerprints stay as they were
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"read_only"`
 }
@@ -167,7 +168,7 @@ func fields(sb *lang.Sandbox) []field {
 		fs = append(fs, field{FieldRlimPrefix + r.Resource, fmt.Sprintf("%d:%d", r.Soft, r.Hard)})
 	}
 	for i, m := range sb.Mounts {
-		fs = append(fs, field{indexed(FieldMounts, i), mountValue(m)})
+		fs = append(fs, field{indexed(FieldMounts, i), mountValue{Source: m.Source, Volume: m.Volume, Target: m.Target, ReadOnly: m.ReadOnly}})
 	}
 	for i, p := range sb.Ports {
 		fs = append(fs, field{indexed(FieldPorts, i), portValue(p)})

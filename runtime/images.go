@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/sbx-dev/sbx/lang/imageref"
 	"github.com/sbx-dev/sbx/runtime/image"
 )
 
@@ -19,7 +20,7 @@ type StoreImages struct {
 func (s StoreImages) Ensure(ctx context.Context, ref string) (*Image, error) {
 	// Local sources are read again every time (cheap, and a rebuilt layout is seen); registry
 	// images are pulled only when missing.
-	local := strings.HasPrefix(ref, "oci-layout:") || strings.HasPrefix(ref, "docker-archive:")
+	local := strings.HasPrefix(ref, imageref.PrefixOCILayout) || strings.HasPrefix(ref, imageref.PrefixDockerArchive)
 	var img *image.Image
 	var err error
 	if !local {
@@ -60,7 +61,7 @@ func (s StoreImages) Digests(ctx context.Context, refs []string) map[string]stri
 	for _, ref := range refs {
 		var d string
 		var err error
-		if strings.HasPrefix(ref, "oci-layout:") {
+		if strings.HasPrefix(ref, imageref.PrefixOCILayout) {
 			d, err = s.Store.Resolve(ctx, ref)
 		} else {
 			d, err = s.Store.Digest(ctx, ref)

@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/sbx-dev/sbx/lang/imageref"
 )
 
 type sourceKind int
@@ -27,10 +29,11 @@ const (
 	kindDir
 )
 
+// The prefixes are defined once, in lang/imageref, for the Sandboxfile and the store alike.
 const (
-	prefixOCILayout     = "oci-layout:"
-	prefixDockerArchive = "docker-archive:"
-	prefixDir           = "dir:"
+	prefixOCILayout     = imageref.PrefixOCILayout
+	prefixDockerArchive = imageref.PrefixDockerArchive
+	prefixDir           = imageref.PrefixDir
 )
 
 // source is a parsed image reference.
