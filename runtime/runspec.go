@@ -143,7 +143,13 @@ func BuildRunSpec(p *Project, driver string, cfg *lang.Config, sb *lang.Sandbox,
 		s.Resources.Rlimits = append(s.Resources.Rlimits, spec.Rlimit{Name: r.Resource, Resource: r.Number, Soft: r.Soft, Hard: r.Hard})
 	}
 	for _, m := range sb.Mounts {
-		s.Mounts = append(s.Mounts, spec.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+		src := m.Source
+		if m.Volume != "" {
+			if src, err = p.EnsureVolume(m.Volume); err != nil {
+				return nil, fmt.Errorf("sandbox %s: %w", sb.Name, err)
+			}
+		}
+		s.Mounts = append(s.Mounts, spec.Mount{Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	for _, pt := range sb.Ports {
 		proto, err := spec.ParseProtocol(pt.Protocol)
@@ -179,12 +185,11 @@ func BuildRunSpec(p *Project, driver string, cfg *lang.Config, sb *lang.Sandbox,
 
 // sandboxPids is the sandbox's process limit.
 func sandboxPids(sb *lang.Sandbox) int {
-	return defaultPids
+	if sb.Pids > 0 {
+		return sb.Pids
+	}
+	return lang.DefaultPids
 }
-
-// defaultPids is the process limit of a sandbox that sets none: enough for any dev server,
-// small enough that a fork bomb stays inside.
-const defaultPids = 4096
 
 // readySpec turns a declared probe into guest terms: an http probe's URL names a port of the
 // sandbox itself (its host part is only the Host header), as a tcp probe's port does.

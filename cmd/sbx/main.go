@@ -33,6 +33,7 @@ type cli struct {
 	Restart  restartCmd  `cmd:"" help:"Restart sandboxes as they are, keeping their writable layer."`
 	Pull     pullCmd     `cmd:"" help:"Fetch the images of the Sandboxfile ahead of time."`
 	Images   imagesCmd   `cmd:"" help:"List the images in the image store."`
+	Volumes  volumesCmd  `cmd:"" help:"List the project's named volumes (kept by down, deleted by down --volumes)."`
 	Prune    pruneCmd    `cmd:"" help:"Free the image store of what no image or sandbox uses."`
 	Version  versionCmd  `cmd:"" help:"Print the version of sbx."`
 
