@@ -38,6 +38,23 @@ func WithProgress(p Progress) PullOption {
 	}
 }
 
+// MaxLayers is the most layers an image may have. Each layer is one
+// overlayfs lower directory, and overlayfs stacks at most 500 of them,
+// fewer where the mount options must fit one page; Docker refuses more
+// than 128 layers, and so does sbx, at pull rather than at up.
+const MaxLayers = 128
+
+// ErrTooManyLayers is wrapped by the error that refuses an image with more
+// than MaxLayers layers.
+var ErrTooManyLayers = errors.New("too many layers")
+
+func checkLayerCount(n int) error {
+	if n > MaxLayers {
+		return fmt.Errorf("%w: the image has %d layers and sbx runs at most %d (overlayfs stacks a limited number of lower directories; Docker has the same limit): rebuild the image with fewer layers, e.g. a multi-stage build that copies the result into one stage, or docker build --squash", ErrTooManyLayers, n, MaxLayers)
+	}
+	return nil
+}
+
 // maxConfigSize bounds manifests and configs read into memory.
 const maxConfigSize = 32 << 20
 
@@ -197,6 +214,9 @@ func (s *Store) prepare(ctx context.Context, src *source, o *opened) (*record, [
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse manifest: %w", err)
 	}
+	if err := checkLayerCount(len(m.Layers)); err != nil {
+		return nil, nil, err
+	}
 	if err := s.putBlob(ctx, o.manifestDigest, o.rawManifest); err != nil {
 		return nil, nil, fmt.Errorf("store manifest: %w", err)
 	}
@@ -239,6 +259,9 @@ func (s *Store) prepareArchive(src *source, o *opened) (*record, []*layerJob, er
 	layers, err := o.img.Layers()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read layers: %w", err)
+	}
+	if err := checkLayerCount(len(layers)); err != nil {
+		return nil, nil, err
 	}
 	// The archive's own size bounds what its layers may decompress to.
 	var archiveSize int64
@@ -471,7 +494,7 @@ func (s *Store) unpackStream(ctx context.Context, dir string, r io.Reader, j *la
 	defer close()
 	dh := sha256.New()
 	lr := &limitReader{r: io.TeeReader(dr, dh), left: j.limit, limit: j.limit}
-	side, err := unpackLayer(ctx, dir, lr, !s.o.unprivileged, s.o.portable, s.o.logger)
+	side, err := unpackLayer(ctx, dir, lr, !s.o.unprivileged, s.o.portable, j.limit, s.o.logger)
 	if err != nil {
 		return nil, fmt.Errorf("unpack: %w", err)
 	}

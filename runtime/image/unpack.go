@@ -81,6 +81,10 @@ type unpacker struct {
 	cacheFd  int
 
 	euid, egid int
+
+	// expanded is the sum of the sizes of the regular files written so
+	// far, holes of sparse entries included; maxExpanded bounds it.
+	expanded, maxExpanded int64
 }
 
 func (u *unpacker) dropCache() {
@@ -95,7 +99,13 @@ func (u *unpacker) dropCache() {
 // portable selects the portable resolver (forced where openat2 does not
 // exist); when it is set, the layer's files and directories are fsynced
 // before unpackLayer returns, and the caller need not syncFS.
-func unpackLayer(ctx context.Context, dir string, r io.Reader, privileged, portable bool, log *slog.Logger) (*sidecar, error) {
+//
+// maxExpanded (when positive) bounds the sum of the regular files' sizes as
+// they land on disk. A sparse entry (GNU or PAX sparse) is far larger there
+// than in the stream, whose own limit therefore does not bound it; an
+// entry that would pass maxExpanded is refused before a byte of it is
+// written.
+func unpackLayer(ctx context.Context, dir string, r io.Reader, privileged, portable bool, maxExpanded int64, log *slog.Logger) (*sidecar, error) {
 	portable = portable || !haveOpenat2
 	rootFlags := dirPathFlag
 	if portable {
@@ -108,7 +118,7 @@ func unpackLayer(ctx context.Context, dir string, r io.Reader, privileged, porta
 	}
 	defer unix.Close(fd)
 	u := &unpacker{rootFd: fd, rootPath: dir, privileged: privileged, portable: portable, log: log,
-		buf: make([]byte, 256<<10), cacheFd: -1, euid: os.Geteuid(), egid: os.Getegid()}
+		buf: make([]byte, 256<<10), cacheFd: -1, euid: os.Geteuid(), egid: os.Getegid(), maxExpanded: maxExpanded}
 	defer u.dropCache()
 	tr := tar.NewReader(r)
 	last := "(start of layer)"
@@ -329,7 +339,7 @@ func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header) error {
 		return u.whiteout(dir, strings.TrimPrefix(base, whiteoutPrefix))
 	}
 
-	if hdr.Typeflag == tar.TypeReg {
+	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
 		return u.regular(tr, hdr, name, dir, base)
 	}
 	u.dropCache()
@@ -359,6 +369,16 @@ func (u *unpacker) owner(hdr *tar.Header, name string) uint32 {
 
 // regular creates a regular file.
 func (u *unpacker) regular(tr *tar.Reader, hdr *tar.Header, name, dir, base string) error {
+	// hdr.Size is the size on disk, which for a sparse entry can be far
+	// more than what the stream holds: count it before writing.
+	if hdr.Size < 0 || (u.maxExpanded > 0 && hdr.Size > u.maxExpanded-u.expanded) {
+		what := "the layer's files"
+		if isSparse(hdr) {
+			what = "the layer's files (this sparse entry's holes included)"
+		}
+		return fmt.Errorf("%w: %s would take %d bytes on disk, over the limit of %d bytes", ErrLayerTooLarge, what, u.expanded+hdr.Size, u.maxExpanded)
+	}
+	u.expanded += hdr.Size
 	if u.cacheFd < 0 || u.cacheDir != dir {
 		u.dropCache()
 		pfd, err := u.openDir(dir, true)
@@ -408,6 +428,20 @@ func (u *unpacker) regular(tr *tar.Reader, hdr *tar.Header, name, dir, base stri
 		}
 	}
 	return nil
+}
+
+// isSparse tells whether archive/tar expands hdr's data from a sparse map
+// (old GNU 'S' entries, and GNU sparse entries in PAX records).
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // other creates every entry but a regular file, in the directory pfd.
