@@ -40,7 +40,8 @@ type sidecar struct {
 	Whiteouts []string `json:"whiteouts,omitempty"`
 	// Opaque lists the directories that hide the lower layers' content.
 	Opaque []string `json:"opaque,omitempty"`
-	// Devices lists device nodes that were skipped.
+	// Devices lists the device nodes of the layer, which are never
+	// created (and hard links to them).
 	Devices []string `json:"devices,omitempty"`
 }
 
@@ -85,6 +86,9 @@ type unpacker struct {
 	// expanded is the sum of the sizes of the regular files written so
 	// far, holes of sparse entries included; maxExpanded bounds it.
 	expanded, maxExpanded int64
+
+	// skipped holds the device nodes not created, for hard links to them.
+	skipped map[string]bool
 }
 
 func (u *unpacker) dropCache() {
@@ -486,6 +490,15 @@ func (u *unpacker) other(hdr *tar.Header, name, base string, pfd int) error {
 		if target == "" {
 			return fmt.Errorf("%w: hard link to the layer root", ErrUnsafeLayer)
 		}
+		if u.skipped[target] {
+			// A link to a device node that was not created.
+			if _, err := clear(pfd, base, false); err != nil {
+				return fmt.Errorf("replace: %w", err)
+			}
+			u.side.Devices = append(u.side.Devices, name)
+			u.skipped[name] = true
+			return nil
+		}
 		tdir, tbase := path.Split(target)
 		tfd, err := u.openDir(strings.TrimSuffix(tdir, "/"), false)
 		if err != nil {
@@ -512,23 +525,22 @@ func (u *unpacker) other(hdr *tar.Header, name, base string, pfd int) error {
 		return nil
 
 	case tar.TypeChar, tar.TypeBlock:
-		if !u.privileged {
-			return fmt.Errorf("%w: device node, which only a privileged unpack may create", ErrUnsafeLayer)
+		// Never created, privileged or not: a device node in a layer
+		// would give whoever reaches it (the sandbox's payload, or a
+		// host user through the store) the device itself, a host disk
+		// or /dev/mem. A runtime gives each sandbox its own /dev. The
+		// node is recorded in the sidecar ("devices"), and anything
+		// there before it is removed as the entry replaces it.
+		if _, err := clear(pfd, base, false); err != nil {
+			return fmt.Errorf("replace: %w", err)
 		}
-		if !linuxDevices {
-			// A Linux device number names another device, or none, on
-			// this host: record the node instead of creating it.
-			if _, err := clear(pfd, base, false); err != nil {
-				return fmt.Errorf("replace: %w", err)
-			}
-			u.side.Devices = append(u.side.Devices, name)
-			return nil
+		u.side.Devices = append(u.side.Devices, name)
+		if u.skipped == nil {
+			u.skipped = map[string]bool{}
 		}
-		kind := uint32(unix.S_IFCHR)
-		if hdr.Typeflag == tar.TypeBlock {
-			kind = unix.S_IFBLK
-		}
-		return u.mknod(pfd, name, base, kind|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))), hdr)
+		u.skipped[name] = true
+		u.log.Debug("device node in a layer not created", "entry", name, "major", hdr.Devmajor, "minor", hdr.Devminor)
+		return nil
 
 	case tar.TypeFifo:
 		return u.mknod(pfd, name, base, unix.S_IFIFO|mode, 0, hdr)
