@@ -130,6 +130,15 @@
 //
 // # Interrupted pulls
 //
+// Every registry request is abandoned when the registry sends nothing for
+// the idle timeout ([WithIdleTimeout], default 30 s): while the response
+// is awaited and while more of a body is read. A layer download that
+// stalls or breaks off is resumed with an HTTP Range request from the
+// byte where it stopped (a registry that ignores Range sends the whole
+// blob again and the bytes already received are skipped); after three
+// attempts in a row that receive nothing the pull fails with an error
+// wrapping [ErrStalled] that names the blob and the registry.
+//
 // A pull that fails or is cancelled removes its temporary blob and layer
 // directory; the blobs and layers it completed stay, so the next pull of
 // the same image fetches only what is missing. A process killed outright

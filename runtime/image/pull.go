@@ -240,12 +240,30 @@ func (s *Store) prepare(ctx context.Context, src *source, o *opened) (*record, [
 			return nil, nil, fmt.Errorf("layer %d: media type %q is not a layer", i+1, l.MediaType)
 		}
 		rec.Layers = append(rec.Layers, layerRecord{Digest: l.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String(), Size: l.Size, MediaType: string(l.MediaType)})
-		h := l.Digest
+		h, size := l.Digest, l.Size
+		open := func(ctx context.Context) (io.ReadCloser, error) { return o.blob(ctx, h) }
+		if o.blobAt != nil {
+			open = func(ctx context.Context) (io.ReadCloser, error) {
+				r := &resumingReader{
+					ctx:    ctx,
+					open:   func(ctx context.Context, off int64) (io.ReadCloser, error) { return o.blobAt(ctx, h, off, size) },
+					blob:   h.String(),
+					origin: o.origin,
+					size:   size,
+					idle:   s.o.idle,
+					log:    s.o.logger.Info,
+				}
+				if err := r.start(); err != nil {
+					return nil, err
+				}
+				return r, nil
+			}
+		}
 		jobs = append(jobs, &layerJob{
 			ref: src.key, index: i, layers: len(m.Layers),
 			blob: l.Digest.String(), size: l.Size, diffID: cfg.RootFS.DiffIDs[i].String(),
 			limit: s.o.maxUnpack(l.Size),
-			open:  func(ctx context.Context) (io.ReadCloser, error) { return o.blob(ctx, h) },
+			open:  open,
 		})
 	}
 	return rec, jobs, nil

@@ -136,6 +136,11 @@ type opened struct {
 	rawManifest    []byte // nil for docker-archive
 	// blob opens a blob (config or compressed layer) by digest.
 	blob func(ctx context.Context, h v1.Hash) (io.ReadCloser, error)
+	// blobAt, for a registry, opens a blob of size bytes from byte off
+	// on, so that a download that broke off can be resumed; origin names
+	// the registry.
+	blobAt func(ctx context.Context, h v1.Hash, off, size int64) (io.ReadCloser, error)
+	origin string
 }
 
 func (s *Store) remoteOptions(ctx context.Context) []remote.Option {
@@ -159,13 +164,18 @@ func (s *Store) open(ctx context.Context, src *source) (*opened, error) {
 		if err != nil {
 			return nil, err
 		}
-		return openedImage(img, func(_ context.Context, h v1.Hash) (io.ReadCloser, error) {
+		o, err := openedImage(img, func(_ context.Context, h v1.Hash) (io.ReadCloser, error) {
 			l, err := img.LayerByDigest(h)
 			if err != nil {
 				return nil, err
 			}
 			return l.Compressed()
 		})
+		if err != nil {
+			return nil, err
+		}
+		o.blobAt, o.origin = s.registryBlobs(src.ref), src.ref.Context().RegistryStr()
+		return o, nil
 
 	case kindOCILayout:
 		lp, err := layout.FromPath(src.path)

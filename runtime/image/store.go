@@ -105,6 +105,7 @@ func Open(root string, opts ...Option) (*Store, error) {
 	if os.Geteuid() != 0 {
 		o.unprivileged = true
 	}
+	o.transport = &idleTransport{base: o.transport, idle: o.idle}
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", root, err)
