@@ -95,6 +95,7 @@ type layerJob struct {
 	diffID string
 	limit  int64
 	open   func(ctx context.Context) (io.ReadCloser, error)
+	local  bool // read from this machine (oci-layout, docker-archive)
 }
 
 func (s *Store) pull(ctx context.Context, src *source, prog Progress) (*Image, error) {
@@ -114,7 +115,7 @@ func (s *Store) pull(ctx context.Context, src *source, prog Progress) (*Image, e
 	}
 	if r := s.completeRecord(idx, src.key, o.manifestDigest); r != nil {
 		for i, l := range r.Layers {
-			prog.Update(LayerProgress{Ref: src.key, Index: i, Layers: len(r.Layers), Digest: layerName(l), Total: l.Size, Done: l.Size, State: StateCached})
+			prog.Update(LayerProgress{Ref: src.key, Index: i, Layers: len(r.Layers), Digest: layerName(l), Total: l.Size, Done: l.Size, State: StateCached, Local: src.kind != kindRegistry})
 		}
 		return s.commit(ctx, src.key, r)
 	}
@@ -124,7 +125,7 @@ func (s *Store) pull(ctx context.Context, src *source, prog Progress) (*Image, e
 		return nil, err
 	}
 	for _, j := range jobs {
-		prog.Update(LayerProgress{Ref: j.ref, Index: j.index, Layers: j.layers, Digest: j.name(), Total: j.size, State: StateWaiting})
+		prog.Update(LayerProgress{Ref: j.ref, Index: j.index, Layers: j.layers, Digest: j.name(), Total: j.size, State: StateWaiting, Local: j.local})
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.o.jobs)
@@ -264,6 +265,7 @@ func (s *Store) prepare(ctx context.Context, src *source, o *opened) (*record, [
 			blob: l.Digest.String(), size: l.Size, diffID: cfg.RootFS.DiffIDs[i].String(),
 			limit: s.o.maxUnpack(l.Size),
 			open:  open,
+			local: src.kind != kindRegistry,
 		})
 	}
 	return rec, jobs, nil
@@ -298,6 +300,7 @@ func (s *Store) prepareArchive(src *source, o *opened) (*record, []*layerJob, er
 			ref: src.key, index: i, layers: len(layers), diffID: d.String(),
 			limit: s.o.maxUnpack(archiveSize),
 			open:  func(context.Context) (io.ReadCloser, error) { return l.Uncompressed() },
+			local: true,
 		})
 	}
 	return rec, jobs, nil
@@ -308,7 +311,7 @@ func (s *Store) prepareArchive(src *source, o *opened) (*record, []*layerJob, er
 // across processes (flock per blob and per layer).
 func (s *Store) ensureLayer(ctx context.Context, j *layerJob, prog Progress) error {
 	report := func(st LayerState, done int64) {
-		prog.Update(LayerProgress{Ref: j.ref, Index: j.index, Layers: j.layers, Digest: j.name(), Total: j.size, Done: done, State: st})
+		prog.Update(LayerProgress{Ref: j.ref, Index: j.index, Layers: j.layers, Digest: j.name(), Total: j.size, Done: done, State: st, Local: j.local})
 	}
 	for {
 		_, shared, err := s.flight.do(ctx, j.blob+"/"+j.diffID, func() (any, error) {
@@ -550,18 +553,28 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// progressReader reports the bytes read every 512 KiB.
+// progressReader reports the bytes read every 512 KiB, or more often (at
+// most every 100 ms) when they come slowly.
 type progressReader struct {
-	r       io.Reader
-	n, last int64
-	report  func(int64)
+	r        io.Reader
+	n, last  int64
+	lastTime time.Time
+	report   func(int64)
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)
-	if p.n-p.last >= 512<<10 || (err == io.EOF && p.n != p.last) {
+	if p.n == p.last {
+		return n, err
+	}
+	if p.n-p.last >= 512<<10 || err == io.EOF {
 		p.last = p.n
+		p.report(p.n)
+		return n, err
+	}
+	if now := time.Now(); now.Sub(p.lastTime) >= 100*time.Millisecond {
+		p.last, p.lastTime = p.n, now
 		p.report(p.n)
 	}
 	return n, err
