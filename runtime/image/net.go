@@ -122,24 +122,24 @@ func (s *Store) registryBlobs(ref name.Reference) func(ctx context.Context, h v1
 		u := url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + "/blobs/" + h.String()}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("fetch blob %s: %w", h, err)
 		}
 		if off > 0 {
 			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, size-1))
 		}
 		resp, err := c.Do(req)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("fetch blob %s from %s: %w", h, repo.RegistryStr(), err)
 		}
 		if err := transport.CheckError(resp, http.StatusOK, http.StatusPartialContent); err != nil {
 			resp.Body.Close()
-			return nil, err
+			return nil, fmt.Errorf("fetch blob %s from %s: %w", h, repo.RegistryStr(), err)
 		}
 		if off > 0 && resp.StatusCode == http.StatusOK {
 			// The whole blob again: skip what was received.
 			if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
 				resp.Body.Close()
-				return nil, err
+				return nil, fmt.Errorf("fetch blob %s from %s: skip to byte %d: %w", h, repo.RegistryStr(), off, err)
 			}
 		}
 		return resp.Body, nil

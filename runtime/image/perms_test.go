@@ -69,6 +69,17 @@ func TestStoreIsPrivate(t *testing.T) {
 	}
 	os.Remove(filepath.Join(root, "tmp"))
 
+	// Nothing inside the store is read through a symlink.
+	secret := filepath.Join(t.TempDir(), "secret.json")
+	os.WriteFile(secret, []byte(`{"version":1,"images":{}}`), 0o600)
+	if err := os.Symlink(secret, filepath.Join(root, "images.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openStore(t, root).List(context.Background()); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("List with images.json a symlink: %v, want ELOOP", err)
+	}
+	os.Remove(filepath.Join(root, "images.json"))
+
 	// The root may be a symlink (a store moved to another disk).
 	link := filepath.Join(reachableTempDir(t), "link")
 	if err := os.Symlink(root, link); err != nil {

@@ -370,7 +370,7 @@ func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(LayerSt
 	var rc io.ReadCloser
 	if j.blob != "" && haveBlob {
 		state = StateUnpacking
-		rc, err = os.Open(blobPath)
+		rc, err = openNoFollow(blobPath)
 	} else {
 		if j.blob == "" {
 			state = StateUnpacking
@@ -425,7 +425,7 @@ func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(LayerSt
 			}
 		}()
 		if err := os.Chmod(tmpDir, 0o755); err != nil {
-			return err
+			return fmt.Errorf("create temp layer directory: %w", err)
 		}
 		side, err = s.unpackStream(ctx, tmpDir, r, j)
 		if err != nil {
@@ -461,7 +461,7 @@ func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(LayerSt
 		if side != nil && !side.empty() {
 			b, err := json.Marshal(side)
 			if err != nil {
-				return err
+				return fmt.Errorf("store layer record: %w", err)
 			}
 			if err := writeFileAtomic(layerPath+".json", b); err != nil {
 				return fmt.Errorf("store layer record: %w", err)
@@ -626,7 +626,7 @@ func (s *Store) writeBlob(p string, data []byte) error {
 // ensureSmallBlob returns a small blob (a config), fetching it once.
 func (s *Store) ensureSmallBlob(ctx context.Context, digest string, open func(context.Context) (io.ReadCloser, error)) ([]byte, error) {
 	p := s.blobPath(digest)
-	if b, err := os.ReadFile(p); err == nil {
+	if b, err := readNoFollow(p); err == nil {
 		return b, nil
 	}
 	v, _, err := s.flight.do(ctx, "small/"+digest, func() (any, error) {
@@ -635,17 +635,17 @@ func (s *Store) ensureSmallBlob(ctx context.Context, digest string, open func(co
 			return nil, err
 		}
 		defer l.unlock()
-		if b, err := os.ReadFile(p); err == nil {
+		if b, err := readNoFollow(p); err == nil {
 			return b, nil
 		}
 		rc, err := open(ctx)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("open: %w", err)
 		}
 		defer rc.Close()
 		b, err := io.ReadAll(io.LimitReader(rc, maxConfigSize+1))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("download: %w", err)
 		}
 		if len(b) > maxConfigSize {
 			return nil, fmt.Errorf("larger than %d bytes", maxConfigSize)
@@ -653,7 +653,10 @@ func (s *Store) ensureSmallBlob(ctx context.Context, digest string, open func(co
 		if got := fmt.Sprintf("sha256:%x", sha256.Sum256(b)); got != digest {
 			return nil, fmt.Errorf("digest mismatch: got %s", got)
 		}
-		return b, s.writeBlob(p, b)
+		if err := s.writeBlob(p, b); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return b, nil
 	})
 	if err != nil {
 		return nil, err

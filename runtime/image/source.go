@@ -162,7 +162,7 @@ func (s *Store) open(ctx context.Context, src *source) (*opened, error) {
 		}
 		img, err := desc.Image()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read manifest: %w", err)
 		}
 		o, err := openedImage(img, func(_ context.Context, h v1.Hash) (io.ReadCloser, error) {
 			l, err := img.LayerByDigest(h)
@@ -234,11 +234,11 @@ func registryHint(ref name.Reference, err error) error {
 func openedImage(img v1.Image, blob func(context.Context, v1.Hash) (io.ReadCloser, error)) (*opened, error) {
 	raw, err := img.RawManifest()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read manifest: %w", err)
 	}
 	d, err := img.Digest()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("digest of the manifest: %w", err)
 	}
 	return &opened{img: img, manifestDigest: d.String(), rawManifest: raw, blob: blob}, nil
 }

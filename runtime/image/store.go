@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -202,7 +203,7 @@ func exists(path string) bool {
 // need no lock: the file is only ever replaced by rename.
 func (s *Store) readIndex() (*indexFile, error) {
 	idx := &indexFile{Version: indexVersion, Images: map[string]*record{}}
-	b, err := os.ReadFile(filepath.Join(s.root, "images.json"))
+	b, err := readNoFollow(filepath.Join(s.root, "images.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return idx, nil
 	}
@@ -279,6 +280,22 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	ok = true
 	return syncDir(dir)
+}
+
+// openNoFollow opens a file of the store for reading, refusing a symlink
+// (sbx follows none inside its store).
+func openNoFollow(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+}
+
+// readNoFollow reads a file of the store, refusing a symlink.
+func readNoFollow(p string) ([]byte, error) {
+	f, err := openNoFollow(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 func syncDir(dir string) error {
