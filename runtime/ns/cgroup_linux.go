@@ -30,9 +30,10 @@ type cgroupSet struct {
 	// The directories whose files set the limits: on v2 all are the one
 	// cgroup; on v1 each controller's hierarchy. Empty when the host lacks
 	// the controller.
-	cpu, memory, pids, devices, cpuset string
-	// unified is the v2 cgroup: the only one on a v2 host, the unified
-	// hierarchy's on a hybrid one. It gets the device program.
+	cpu, memory, pids, devices string
+	// unified is the v2 cgroup that gets the device program: the only
+	// cgroup on a v2 host; on a hybrid one the unified hierarchy's, only
+	// when there is no v1 devices controller.
 	unified string
 	// missing are the controllers the host lacks, which the sandbox runs
 	// without.
@@ -85,25 +86,22 @@ func cgroupsFor(cfg *Config) (cgroupSet, error) {
 	}
 	var set cgroupSet
 	seen := map[string]bool{}
+	var unified cgroupMount
 	for _, m := range mounts {
 		if m.v2 {
-			// A hybrid host's unified hierarchy, without controllers.
-			if p, ok := own[""]; ok && set.unified == "" {
-				set.unified = cgroupDir(m, p, cfg)
-			}
+			unified = m // a hybrid host's unified hierarchy, without controllers
 			continue
 		}
-		// The hierarchy's controllers (or name=) as /proc/self/cgroup
-		// lists them.
+		// The hierarchy's controllers as /proc/self/cgroup lists them.
 		var key string
 		for _, o := range m.options {
-			if _, ok := own[o]; ok {
+			if _, ok := own[o]; ok && v1Controllers[o] {
 				key = o
 				break
 			}
 		}
 		if key == "" || seen[key] {
-			continue // not ours to use, or a hierarchy mounted twice
+			continue // not one sbx uses, or a hierarchy mounted twice
 		}
 		seen[key] = true
 		dir := cgroupDir(m, own[key], cfg)
@@ -118,9 +116,15 @@ func cgroupsFor(cfg *Config) (cgroupSet, error) {
 				set.pids = dir
 			case "devices":
 				set.devices = dir
-			case "cpuset":
-				set.cpuset = dir
 			}
+		}
+	}
+	if set.devices == "" && unified.point != "" {
+		// No v1 device controller: the unified hierarchy's device
+		// program instead.
+		if p, ok := own[""]; ok {
+			set.unified = cgroupDir(unified, p, cfg)
+			set.dirs = append(set.dirs, set.unified)
 		}
 	}
 	for _, c := range [][2]string{{"cpu", set.cpu}, {"memory", set.memory}} {
@@ -133,11 +137,16 @@ func cgroupsFor(cfg *Config) (cgroupSet, error) {
 			set.missing = append(set.missing, c[0])
 		}
 	}
-	if set.unified != "" {
-		set.dirs = append(set.dirs, set.unified)
+	if set.devices == "" && set.unified != "" {
+		set.missing = set.missing[:len(set.missing)-1] // the device program stands in
 	}
 	return set, nil
 }
+
+// v1Controllers are the cgroup v1 controllers a sandbox gets a cgroup of its
+// own in: those that limit it, account for it or can stop it. Its cgroup
+// namespace shows it nothing above them.
+var v1Controllers = map[string]bool{"cpu": true, "cpuacct": true, "memory": true, "pids": true, "devices": true, "freezer": true}
 
 // cgroupDir is the sandbox's cgroup directory in hierarchy m, in which the
 // calling process is in cgroup own.
@@ -249,11 +258,6 @@ func (s cgroupSet) create(cfg *Config) error {
 			return err
 		}
 	}
-	if s.cpuset != "" {
-		if err := initCpuset(s.cpuset); err != nil {
-			return err
-		}
-	}
 	if s.v2 {
 		dir := s.dirs[0]
 		if cfg.CPUs > 0 {
@@ -297,44 +301,13 @@ func (s cgroupSet) create(cfg *Config) error {
 		}
 	}
 	if s.devices != "" {
-		if err := writeV1Devices(s.devices); err != nil {
+		if err := restrictV1Devices(s.devices, cfg.CgroupParent != ""); err != nil {
 			return err
 		}
 	}
 	if s.unified != "" {
-		// Also the unified hierarchy's program: the kernel checks both.
 		if err := attachDeviceProgram(s.unified); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// initCpuset gives the new v1 cpuset cgroups on the way to dir their
-// parents' CPUs and memory nodes: a new cpuset cgroup has none, and no
-// process can join it until it has.
-func initCpuset(dir string) error {
-	var chain []string
-	for d := dir; d != cgroupRoot && d != "/" && d != "."; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "cpuset.cpus")); err != nil {
-			break
-		}
-		chain = append(chain, d)
-	}
-	for i := len(chain) - 1; i >= 0; i-- {
-		d := chain[i]
-		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-			cur, err := os.ReadFile(filepath.Join(d, f))
-			if err != nil || strings.TrimSpace(string(cur)) != "" {
-				continue
-			}
-			parent, err := os.ReadFile(filepath.Join(filepath.Dir(d), f))
-			if err != nil {
-				return fmt.Errorf("cpuset cgroup %s: %w", d, err)
-			}
-			if err := os.WriteFile(filepath.Join(d, f), parent, 0); err != nil {
-				return fmt.Errorf("cpuset cgroup %s: %s: %w", d, f, err)
-			}
 		}
 	}
 	return nil

@@ -525,6 +525,9 @@ var (
 // maskPaths applies readOnlyPaths and maskedPaths to the fresh /proc and
 // /sys.
 func maskPaths(rootFD int, root string) error {
+	// One empty read-only tmpfs, bound on every masked directory (a bind
+	// mount keeps its source's flags): cheaper than a tmpfs for each.
+	empty := ""
 	for _, p := range readOnlyPaths {
 		if err := bindIn(rootFD, path.Join(root, p), p, true); err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("%s: %w", p, err)
@@ -540,7 +543,15 @@ func maskPaths(rootFD int, root string) error {
 		var st unix.Stat_t
 		if err = unix.Fstat(fd, &st); err == nil {
 			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-				err = unix.Mount("tmpfs", fdPath(fd), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
+				if empty == "" {
+					empty = path.Join(stagingDir, "empty")
+					if err = os.Mkdir(empty, 0o555); err == nil {
+						err = unix.Mount("tmpfs", empty, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=555")
+					}
+				}
+				if err == nil {
+					err = unix.Mount(empty, fdPath(fd), "", unix.MS_BIND, "")
+				}
 			} else {
 				err = unix.Mount("/dev/null", fdPath(fd), "", unix.MS_BIND, "")
 			}

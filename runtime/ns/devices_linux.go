@@ -6,7 +6,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -104,9 +108,16 @@ func deviceProgram(rules []deviceRule) []bpfInsn {
 	return append(p, insn(bpfMovImm, 0, 0, 0, 0), insn(bpfExit, 0, 0, 0, 0))
 }
 
-// attachDeviceProgram loads the allow-list program and attaches it to the
-// cgroup v2 directory dir.
-func attachDeviceProgram(dir string) error {
+// deviceProg is the loaded device program, shared by every sandbox this
+// process starts: the kernel's verifier runs once.
+var deviceProg struct {
+	sync.Once
+	fd  int
+	err error
+}
+
+// loadDeviceProgram loads the allow-list program.
+func loadDeviceProgram() (int, error) {
 	prog := deviceProgram(allowedDevices)
 	license := []byte("Apache-2.0\x00")
 	logBuf := make([]byte, 4096)
@@ -127,18 +138,29 @@ func attachDeviceProgram(dir string) error {
 	}
 	copy(load.name[:], "sbx_devices")
 	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&load)), unsafe.Sizeof(load))
+	runtime.KeepAlive(prog)
+	runtime.KeepAlive(license)
 	if errno != 0 {
-		msg := string(logBuf[:clen(logBuf)])
-		return fmt.Errorf("load the device cgroup program: %w %s", errno, msg)
+		return -1, fmt.Errorf("load the device cgroup program: %w %s", errno, logBuf[:clen(logBuf)])
 	}
-	defer unix.Close(int(fd))
+	unix.CloseOnExec(int(fd))
+	return int(fd), nil
+}
+
+// attachDeviceProgram attaches the allow-list program to the cgroup v2
+// directory dir.
+func attachDeviceProgram(dir string) error {
+	deviceProg.Do(func() { deviceProg.fd, deviceProg.err = loadDeviceProgram() })
+	if deviceProg.err != nil {
+		return deviceProg.err
+	}
 	cg, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("attach the device cgroup program: %w", err)
 	}
 	defer unix.Close(cg)
 	attach := struct{ target, prog, attachType, flags, replace uint32 }{
-		target: uint32(cg), prog: uint32(fd), attachType: unix.BPF_CGROUP_DEVICE, flags: bpfFAllowMu,
+		target: uint32(cg), prog: uint32(deviceProg.fd), attachType: unix.BPF_CGROUP_DEVICE, flags: bpfFAllowMu,
 	}
 	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_ATTACH, uintptr(unsafe.Pointer(&attach)), unsafe.Sizeof(attach)); errno != 0 {
 		return fmt.Errorf("attach the device cgroup program to %s: %w", dir, errno)
@@ -155,16 +177,43 @@ func clen(b []byte) int {
 	return len(b)
 }
 
-// writeV1Devices replaces the v1 devices cgroup dir's list with the
-// allow-list.
-func writeV1Devices(dir string) error {
-	if err := os.WriteFile(dir+"/devices.deny", []byte("a"), 0); err != nil {
-		return fmt.Errorf("device cgroup %s: deny all: %w", dir, err)
+// restrictV1Devices makes the v1 devices cgroup dir allow only
+// allowedDevices. A new v1 cgroup starts with its parent's list, so when the
+// parent belongs to sbx (dedicatedParent: a configured cgroup parent, never
+// the cgroup sbx itself runs in) the list is written there once and every
+// later sandbox inherits it without a write.
+func restrictV1Devices(dir string, dedicatedParent bool) error {
+	want := make([]string, len(allowedDevices))
+	for i, r := range allowedDevices {
+		want[i] = r.v1()
 	}
-	for _, r := range allowedDevices {
-		if err := os.WriteFile(dir+"/devices.allow", []byte(r.v1()), 0); err != nil {
-			return fmt.Errorf("device cgroup %s: allow %s: %w", dir, r.v1(), err)
+	restricted := func(d string) bool {
+		b, err := os.ReadFile(d + "/devices.list")
+		return err == nil && strings.TrimSpace(string(b)) == strings.Join(want, "\n")
+	}
+	if restricted(dir) {
+		return nil
+	}
+	target := dir
+	if dedicatedParent {
+		target = filepath.Dir(dir)
+	}
+	if err := os.WriteFile(target+"/devices.deny", []byte("a"), 0); err != nil {
+		if target != dir {
+			// The kernel refuses "deny all" on a cgroup with children
+			// (other sandboxes): restrict this one only.
+			return restrictV1Devices(dir, false)
 		}
+		return fmt.Errorf("device cgroup %s: deny all: %w", target, err)
+	}
+	for _, r := range want {
+		if err := os.WriteFile(target+"/devices.allow", []byte(r), 0); err != nil {
+			return fmt.Errorf("device cgroup %s: allow %s: %w", target, r, err)
+		}
+	}
+	if target != dir && !restricted(dir) {
+		// Created before its parent was restricted.
+		return restrictV1Devices(dir, false)
 	}
 	return nil
 }
