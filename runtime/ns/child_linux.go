@@ -96,6 +96,7 @@ func (c *child) setup() *StepError {
 	} else if err := loopbackUp(); err != nil {
 		return stepErr("bring up loopback", err)
 	}
+	allowPingSockets()
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return stepErr("make mounts private", err)
 	}
@@ -564,15 +565,23 @@ func maskPaths(rootFD int, root string) error {
 	return nil
 }
 
-// keptCapabilities are what a root payload keeps: Docker's default set
-// without CAP_MKNOD (the device cgroup would make most nodes useless
-// anyway, and nothing in a sandbox needs to make one). Above all it lacks
-// CAP_SYS_ADMIN, so the payload cannot undo the mounts that confine it; the
-// seccomp filter is the one for exactly this set.
+// keptCapabilities are what a root payload keeps: podman's default set
+// (Docker's without CAP_MKNOD, CAP_NET_RAW and CAP_AUDIT_WRITE). Above all
+// it lacks CAP_SYS_ADMIN, so the payload cannot undo the mounts that confine
+// it; the seccomp filter is the one for exactly this set. Without
+// CAP_NET_RAW, ping works through ICMP datagram sockets (see
+// allowPingSockets).
 func keptCapabilities() []int {
 	return []int{unix.CAP_CHOWN, unix.CAP_DAC_OVERRIDE, unix.CAP_FOWNER, unix.CAP_FSETID, unix.CAP_KILL,
-		unix.CAP_SETGID, unix.CAP_SETUID, unix.CAP_SETPCAP, unix.CAP_NET_BIND_SERVICE, unix.CAP_NET_RAW,
-		unix.CAP_SYS_CHROOT, unix.CAP_AUDIT_WRITE, unix.CAP_SETFCAP}
+		unix.CAP_SETGID, unix.CAP_SETUID, unix.CAP_SETPCAP, unix.CAP_NET_BIND_SERVICE, unix.CAP_SYS_CHROOT,
+		unix.CAP_SETFCAP}
+}
+
+// allowPingSockets lets every group of the sandbox's network namespace
+// open ICMP datagram sockets, as podman does, so ping needs no raw socket.
+// It is best effort: a kernel without them just has no ping.
+func allowPingSockets() {
+	_ = os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte("0 2147483647"), 0)
 }
 
 // dropBoundingCapabilities limits what the payload, forked from this

@@ -72,7 +72,9 @@
 //     nothing above them;
 //   - the root file system (every layer and the writable one) mounted
 //     nodev, on top of the device cgroup;
-//   - Docker's capability set without CAP_MKNOD, so no CAP_SYS_ADMIN;
+//   - podman's capability set (Docker's without CAP_MKNOD, CAP_NET_RAW and
+//     CAP_AUDIT_WRITE), so no CAP_SYS_ADMIN; ping uses ICMP datagram
+//     sockets, which every group of the sandbox may open;
 //   - no_new_privs and the seccomp filter of runtime/seccomp, which denies
 //     namespace creation (so no user namespace from which to mount a
 //     cgroup file system), keyctl, add_key and request_key, mount, bpf,

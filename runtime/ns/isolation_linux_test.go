@@ -193,3 +193,13 @@ func TestWritableLayerPrivate(t *testing.T) {
 		t.Fatalf("upper and work in different directories: %v", err)
 	}
 }
+
+// TestPingSockets: without CAP_NET_RAW, ping has to use ICMP datagram
+// sockets (iputils' ping does; Debian's busybox does not), which every
+// group of the sandbox may open.
+func TestPingSockets(t *testing.T) {
+	out, _ := run(t, newConfig(t, "sh", "-c", `cat /proc/sys/net/ipv4/ping_group_range; ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1 || echo no-raw-ping`))
+	if out != "0\t2147483647\nno-raw-ping\n" {
+		t.Errorf("got %q", out)
+	}
+}

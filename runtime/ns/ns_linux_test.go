@@ -84,7 +84,7 @@ func runTests(m *testing.M) int {
 // applets are the busybox commands the tests use.
 var applets = []string{"sh", "cat", "echo", "ls", "id", "hostname", "sleep", "mount", "ps", "wget", "httpd",
 	"true", "false", "touch", "pwd", "env", "test", "mkdir", "rm", "grep", "wc", "head", "ip", "stat", "kill", "mknod", "cut", "sort", "tr",
-	"unshare", "seq", "chmod", "cp"}
+	"unshare", "seq", "chmod", "cp", "ping"}
 
 // buildLayers writes a busybox base layer and a top layer that whites out
 // one of its files and makes one of its directories opaque.
