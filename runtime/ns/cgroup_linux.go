@@ -235,8 +235,17 @@ func unescapeMountinfo(s string) string {
 }
 
 // create makes the cgroups and writes the limits: cpu, memory, pids and
-// the device allow-list.
-func (s cgroupSet) create(cfg *Config) error {
+// the device allow-list. A device program the kernel refuses (an ancestor
+// cgroup's program that does not allow others, a kernel without
+// CONFIG_CGROUP_BPF) is a warning, not an error: the other limits hold,
+// and nodev mounts and missing capabilities still keep device nodes out
+// of reach.
+func (s cgroupSet) create(cfg *Config) (warnings []string, err error) {
+	err = s.createLimits(cfg, func(w string) { warnings = append(warnings, w) })
+	return warnings, err
+}
+
+func (s cgroupSet) createLimits(cfg *Config, warn func(string)) error {
 	for _, dir := range s.dirs {
 		if s.v2 {
 			if err := enableV2Controllers(dir, s.pids != ""); err != nil {
@@ -277,7 +286,10 @@ func (s cgroupSet) create(cfg *Config) error {
 				}
 			}
 		}
-		return attachDeviceProgram(dir)
+		if err := attachDeviceProgram(dir); err != nil {
+			warn(fmt.Sprintf("sandbox %s runs without a device cgroup: %v", cfg.Name, err))
+		}
+		return nil
 	}
 	if cfg.CPUs > 0 {
 		if err := write(s.cpu, "cpu.cfs_period_us", strconv.Itoa(cfsPeriod)); err != nil {
@@ -307,7 +319,7 @@ func (s cgroupSet) create(cfg *Config) error {
 	}
 	if s.unified != "" {
 		if err := attachDeviceProgram(s.unified); err != nil {
-			return err
+			warn(fmt.Sprintf("sandbox %s runs without a device cgroup: %v", cfg.Name, err))
 		}
 	}
 	return nil

@@ -902,6 +902,12 @@ func TestPreflight(t *testing.T) {
 	if want := !hasFilesystem("overlay"); fatal("overlayfs") != want {
 		t.Errorf("overlayfs problem %v, want %v", !want, want)
 	}
+	if fatal("seccomp") {
+		t.Error("seccomp reported missing on a host that has it")
+	}
+	if !hasStatusField("Seccomp:") || hasStatusField("NoSuchField:") {
+		t.Error("hasStatusField does not read /proc/self/status right")
+	}
 	if fatal("namespaces") {
 		t.Error("namespaces reported missing on a host with /proc/self/ns")
 	}

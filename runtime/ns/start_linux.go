@@ -68,9 +68,11 @@ func Start(ctx context.Context, argv []string, cfg Config, stdout, stderr io.Wri
 	p := &Process{}
 	cg, cgErr := cgroupsFor(&cfg)
 	if cgErr == nil {
-		if cgErr = cg.create(&cfg); cgErr != nil {
+		var warnings []string
+		if warnings, cgErr = cg.create(&cfg); cgErr != nil {
 			_ = cg.remove()
 		}
+		p.Warnings = append(p.Warnings, warnings...)
 	}
 	if cgErr != nil {
 		cg = cgroupSet{}
