@@ -246,11 +246,25 @@ func (s cgroupSet) create(cfg *Config) (warnings []string, err error) {
 }
 
 func (s cgroupSet) createLimits(cfg *Config, warn func(string)) error {
+	if !s.v2 && s.devices != "" && cfg.CgroupParent != "" {
+		// Before the sandbox's cgroup exists: the kernel restricts only a
+		// cgroup without children, and the new one inherits the list.
+		if err := os.MkdirAll(filepath.Dir(s.devices), 0o755); err != nil {
+			return fmt.Errorf("create cgroup: %w", err)
+		}
+		restrictV1DevicesParent(filepath.Dir(s.devices))
+	}
 	for _, dir := range s.dirs {
 		if s.v2 {
 			if err := enableV2Controllers(dir, s.pids != ""); err != nil {
 				return err
 			}
+		}
+		if dir == s.unified {
+			// A cgroup left by an earlier run would carry its device
+			// program too; start from a fresh one (an empty cgroup can
+			// be removed, a busy one stays and is reused).
+			_ = syscall.Rmdir(dir)
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create cgroup: %w", err)
@@ -313,7 +327,7 @@ func (s cgroupSet) createLimits(cfg *Config, warn func(string)) error {
 		}
 	}
 	if s.devices != "" {
-		if err := restrictV1Devices(s.devices, cfg.CgroupParent != ""); err != nil {
+		if err := restrictV1Devices(s.devices); err != nil {
 			return err
 		}
 	}

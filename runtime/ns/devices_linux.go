@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -162,7 +161,8 @@ func attachDeviceProgram(dir string) error {
 	attach := struct{ target, prog, attachType, flags, replace uint32 }{
 		target: uint32(cg), prog: uint32(deviceProg.fd), attachType: unix.BPF_CGROUP_DEVICE, flags: bpfFAllowMu,
 	}
-	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_ATTACH, uintptr(unsafe.Pointer(&attach)), unsafe.Sizeof(attach)); errno != 0 {
+	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_ATTACH, uintptr(unsafe.Pointer(&attach)), unsafe.Sizeof(attach)); errno != 0 && errno != unix.EEXIST {
+		// EEXIST: this process attached it to a cgroup that was reused.
 		return fmt.Errorf("attach the device cgroup program to %s: %w", dir, errno)
 	}
 	return nil
@@ -177,43 +177,53 @@ func clen(b []byte) int {
 	return len(b)
 }
 
-// restrictV1Devices makes the v1 devices cgroup dir allow only
-// allowedDevices. A new v1 cgroup starts with its parent's list, so when the
-// parent belongs to sbx (dedicatedParent: a configured cgroup parent, never
-// the cgroup sbx itself runs in) the list is written there once and every
-// later sandbox inherits it without a write.
-func restrictV1Devices(dir string, dedicatedParent bool) error {
-	want := make([]string, len(allowedDevices))
+// v1DeviceRules are allowedDevices as cgroup v1 devices.list shows them.
+func v1DeviceRules() []string {
+	out := make([]string, len(allowedDevices))
 	for i, r := range allowedDevices {
-		want[i] = r.v1()
+		out[i] = r.v1()
 	}
-	restricted := func(d string) bool {
-		b, err := os.ReadFile(d + "/devices.list")
-		return err == nil && strings.TrimSpace(string(b)) == strings.Join(want, "\n")
+	return out
+}
+
+// v1DevicesRestricted reports whether the v1 devices cgroup dir allows
+// exactly allowedDevices.
+func v1DevicesRestricted(dir string) bool {
+	b, err := os.ReadFile(dir + "/devices.list")
+	return err == nil && strings.TrimSpace(string(b)) == strings.Join(v1DeviceRules(), "\n")
+}
+
+// writeV1Devices replaces the v1 devices cgroup dir's list with
+// allowedDevices.
+func writeV1Devices(dir string) error {
+	if err := os.WriteFile(dir+"/devices.deny", []byte("a"), 0); err != nil {
+		return fmt.Errorf("device cgroup %s: deny all: %w", dir, err)
 	}
-	if restricted(dir) {
-		return nil
-	}
-	target := dir
-	if dedicatedParent {
-		target = filepath.Dir(dir)
-	}
-	if err := os.WriteFile(target+"/devices.deny", []byte("a"), 0); err != nil {
-		if target != dir {
-			// The kernel refuses "deny all" on a cgroup with children
-			// (other sandboxes): restrict this one only.
-			return restrictV1Devices(dir, false)
+	for _, r := range v1DeviceRules() {
+		if err := os.WriteFile(dir+"/devices.allow", []byte(r), 0); err != nil {
+			return fmt.Errorf("device cgroup %s: allow %s: %w", dir, r, err)
 		}
-		return fmt.Errorf("device cgroup %s: deny all: %w", target, err)
-	}
-	for _, r := range want {
-		if err := os.WriteFile(target+"/devices.allow", []byte(r), 0); err != nil {
-			return fmt.Errorf("device cgroup %s: allow %s: %w", target, r, err)
-		}
-	}
-	if target != dir && !restricted(dir) {
-		// Created before its parent was restricted.
-		return restrictV1Devices(dir, false)
 	}
 	return nil
+}
+
+// restrictV1DevicesParent restricts the sandbox's parent cgroup, one that
+// belongs to sbx (a configured cgroup parent, never the cgroup sbx itself
+// runs in), when it is not yet: a new v1 cgroup starts with its parent's
+// list, so later sandboxes need no writes. The kernel refuses while the
+// parent has children (sandboxes started before); restrictV1Devices then
+// does each sandbox's own.
+func restrictV1DevicesParent(parent string) {
+	if !v1DevicesRestricted(parent) {
+		_ = writeV1Devices(parent)
+	}
+}
+
+// restrictV1Devices makes the v1 devices cgroup dir allow only
+// allowedDevices, unless it inherited that list.
+func restrictV1Devices(dir string) error {
+	if v1DevicesRestricted(dir) {
+		return nil
+	}
+	return writeV1Devices(dir)
 }
