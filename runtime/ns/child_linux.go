@@ -179,7 +179,7 @@ func (c *child) mountRoot() *StepError {
 		if err := unix.Mount(lowers[0], c.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return stepErr("mount root", err)
 		}
-		if err := unix.Mount("", c.root, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NODEV, ""); err != nil {
+		if err := unix.Mount("", c.root, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
 			return stepErr("mount root read-only", err)
 		}
 		return nil
@@ -212,8 +212,10 @@ func (c *child) mountRoot() *StepError {
 		}
 	}
 	// nodev: a device node in any layer, shipped in the image or made in
-	// the writable layer, cannot be opened through the root.
-	if err := unix.Mount("overlay", c.root, "overlay", unix.MS_NODEV, data); err != nil {
+	// the writable layer, cannot be opened through the root, the only way
+	// the payload reaches the layers. nosuid: setuid bits and file
+	// capabilities grant nothing (as no_new_privs already ensures).
+	if err := unix.Mount("overlay", c.root, "overlay", unix.MS_NODEV|unix.MS_NOSUID, data); err != nil {
 		hint := ""
 		if errors.Is(err, unix.EINVAL) && cfg.UpperDir != "" {
 			hint = "; the writable layer needs a file system overlayfs accepts as upper (ext4, xfs, btrfs, tmpfs; not overlayfs, NFS or FUSE), on the same file system as the work directory; the kernel log (dmesg) names the cause"
@@ -328,7 +330,7 @@ func mountOverlayFsconfig(target string, lowers []string, upper, work string) er
 	if err := unix.FsconfigCreate(fd); err != nil {
 		return fmt.Errorf("fsconfig create: %w", err)
 	}
-	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV)
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
 	if err != nil {
 		return fmt.Errorf("fsmount: %w", err)
 	}

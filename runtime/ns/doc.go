@@ -71,7 +71,8 @@
 //   - its own cgroup namespace, made once it is in its cgroups, so it sees
 //     nothing above them;
 //   - the root file system (every layer and the writable one) mounted
-//     nodev, on top of the device cgroup;
+//     nodev and nosuid, on top of the device cgroup (the layers' own
+//     directories are never visible inside: the old root is detached);
 //   - podman's capability set (Docker's without CAP_MKNOD, CAP_NET_RAW and
 //     CAP_AUDIT_WRITE), so no CAP_SYS_ADMIN; ping uses ICMP datagram
 //     sockets, which every group of the sandbox may open;

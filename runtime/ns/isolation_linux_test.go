@@ -58,6 +58,7 @@ head -c 1 /mnt/kmsg >/dev/null && echo mount-kmsg-read
 echo x > /mnt/null && echo mount-null-written
 mknod /tmp/kmsg c 1 11 && echo mknod
 echo x > /dev/null && echo dev-null-ok
+grep -E '^overlay / ' /proc/mounts | grep -q nosuid.*nodev && echo root-nosuid-nodev
 echo done`)
 	cfg.Layers = append(cfg.Layers, layer)
 	cfg.Mounts = []Mount{{Source: mnt, Target: "/mnt"}}
@@ -71,7 +72,7 @@ echo done`)
 		t.Fatal(err)
 	}
 	// The allowed /dev/null works when bind mounted; the rest fails.
-	if want := "mount-null-written\ndev-null-ok\ndone\n"; out.String() != want {
+	if want := "mount-null-written\ndev-null-ok\nroot-nosuid-nodev\ndone\n"; out.String() != want {
 		t.Fatalf("got %q, want %q; stderr:\n%s", out.String(), want, errb.String())
 	}
 	t.Logf("stderr:\n%s", errb.String())
