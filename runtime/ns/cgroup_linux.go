@@ -144,9 +144,10 @@ func cgroupsFor(cfg *Config) (cgroupSet, error) {
 }
 
 // v1Controllers are the cgroup v1 controllers a sandbox gets a cgroup of its
-// own in: those that limit it, account for it or can stop it. Its cgroup
-// namespace shows it nothing above them.
-var v1Controllers = map[string]bool{"cpu": true, "cpuacct": true, "memory": true, "pids": true, "devices": true, "freezer": true}
+// own in: those that limit it or can stop it (cpuacct too where, as usual,
+// it shares the cpu hierarchy). Its cgroup namespace shows it nothing above
+// them. Each one costs a cgroup move at every start.
+var v1Controllers = map[string]bool{"cpu": true, "memory": true, "pids": true, "devices": true, "freezer": true}
 
 // cgroupDir is the sandbox's cgroup directory in hierarchy m, in which the
 // calling process is in cgroup own.

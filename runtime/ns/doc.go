@@ -53,10 +53,9 @@
 // The sandbox is placed in CgroupParent/Name in each hierarchy before its
 // configuration is even read: cgroup v2 where /sys/fs/cgroup is a cgroup2
 // file system offering the cpu and memory controllers, else every v1
-// hierarchy of the cpu, cpuacct, memory, pids, devices and freezer
-// controllers. A relative CgroupParent is resolved under the cgroup the
-// calling process runs in, so a sandbox never escapes the limits sbx itself
-// runs under; an absolute one ("/sbx/shop") starts at the hierarchy's root.
+// hierarchy of the cpu, memory, pids, devices and freezer controllers. A
+// relative CgroupParent is resolved under the cgroup the calling process
+// runs in, so a sandbox never escapes the limits sbx itself runs under; an absolute one ("/sbx/shop") starts at the hierarchy's root.
 // The limits are cpu and memory as configured, a pids limit (Config.Pids,
 // [DefaultPids] when 0) and a device allow-list: /dev/null, zero, full,
 // random, urandom, tty, console, ptmx and /dev/pts (v1: the devices
