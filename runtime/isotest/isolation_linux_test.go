@@ -241,6 +241,7 @@ func parse(t *testing.T, who string, out []byte) map[string]result {
 // configures one, with the image as its only layer.
 func runSbx(t *testing.T, dir, rootfs string, args []string) map[string]result {
 	name := fmt.Sprintf("isotest-%d", os.Getpid())
+	var cgroupDirs []string
 	cfg := ns.Config{
 		Name:         name,
 		Layers:       []string{rootfs},
@@ -249,11 +250,16 @@ func runSbx(t *testing.T, dir, rootfs string, args []string) map[string]result {
 		Argv:         args,
 		Env:          []string{"PATH=/bin"},
 		Pids:         pidsLimit,
-		CgroupParent: "sbx-isotest",
+		// Absolute: on cgroup v2 the test's own cgroup holds processes,
+		// so no controllers can be enabled below it.
+		CgroupParent: fmt.Sprintf("/sbx-isotest-%d", os.Getpid()),
 	}
 	t.Cleanup(func() {
 		if err := ns.Cleanup(cfg); err != nil {
 			t.Errorf("clean up: %v", err)
+		}
+		for _, d := range cgroupDirs {
+			_ = os.Remove(filepath.Dir(d)) // the per-run parent
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -263,6 +269,7 @@ func runSbx(t *testing.T, dir, rootfs string, args []string) map[string]result {
 	if err != nil {
 		t.Fatalf("start the sandbox: %v", err)
 	}
+	cgroupDirs = p.Cgroups()
 	for _, w := range p.Warnings {
 		t.Errorf("sandbox warning: %s", w)
 	}

@@ -106,7 +106,10 @@ func TestDeviceProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	cg := cgroupSet{dirs: []string{dir}}
-	t.Cleanup(func() { _ = cg.remove() })
+	t.Cleanup(func() {
+		_ = cg.remove()
+		_ = os.Remove(filepath.Dir(dir)) // the parent, unless other tests' cgroups are in it
+	})
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)

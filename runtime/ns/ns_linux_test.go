@@ -25,9 +25,11 @@ import (
 // childArg makes the test binary the ns child (see TestMain).
 const childArg = "__ns_child"
 
-// testCgroupParent is relative, so test sandboxes stay inside the test's
-// own cgroups.
-const testCgroupParent = "sbx-ns-test"
+// testCgroupParent is absolute and unique to this run: on cgroup v2 the
+// test's own cgroup holds processes, so controllers cannot be enabled for
+// cgroups below it (the driver uses an absolute parent, /sbx/PROJECT, for
+// the same reason).
+var testCgroupParent = fmt.Sprintf("/sbx-ns-test-%d", os.Getpid())
 
 // fixture is the rootfs shared by all tests: two read-only layers.
 type fixture struct {
@@ -720,7 +722,7 @@ func TestCgroupLimitsAndCleanup(t *testing.T) {
 		}
 		if want {
 			joined++
-			if !strings.HasSuffix(l, "/"+testCgroupParent+"/"+cfg.Name) {
+			if !strings.HasSuffix(l, testCgroupParent+"/"+cfg.Name) {
 				t.Errorf("init's cgroup %q is not the sandbox's own", l)
 			}
 		}
