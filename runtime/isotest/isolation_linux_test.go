@@ -243,13 +243,13 @@ func runSbx(t *testing.T, dir, rootfs string, args []string) map[string]result {
 	name := fmt.Sprintf("isotest-%d", os.Getpid())
 	var cgroupDirs []string
 	cfg := ns.Config{
-		Name:         name,
-		Layers:       []string{rootfs},
-		UpperDir:     filepath.Join(dir, "sbx-rw", "upper"),
-		WorkDir:      filepath.Join(dir, "sbx-rw", "work"),
-		Argv:         args,
-		Env:          []string{"PATH=/bin"},
-		Pids:         pidsLimit,
+		Name:     name,
+		Layers:   []string{rootfs},
+		UpperDir: filepath.Join(dir, "sbx-rw", "upper"),
+		WorkDir:  filepath.Join(dir, "sbx-rw", "work"),
+		Argv:     args,
+		Env:      []string{"PATH=/bin"},
+		Pids:     pidsLimit,
 		// Absolute: on cgroup v2 the test's own cgroup holds processes,
 		// so no controllers can be enabled below it.
 		CgroupParent: fmt.Sprintf("/sbx-isotest-%d", os.Getpid()),
