@@ -21,7 +21,7 @@ install: build ## install sbx into $(PREFIX)/bin
 
 # Debian packages the tests and the example need: busybox-static (test images), gcc (the
 # stand-in libkrun), iproute2 (test hosts in network namespaces), curl.
-DEB_DEPS := busybox-static gcc libc6-dev iproute2 curl
+DEB_DEPS := busybox-static gcc libc6-dev iproute2 curl podman runc
 deps: ## install the Debian packages the tests need, when missing (as root)
 	@missing=$$(for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/sbx-dev/sbx/runtime/seccomp"
 )
 
 // Capability bits in /proc/self/status's CapEff.
@@ -16,7 +18,8 @@ const (
 )
 
 // Preflight checks the host for what the ns driver needs: privileges to
-// create namespaces and mount, overlayfs, and cgroups for resource limits.
+// create namespaces and mount, overlayfs, seccomp filters, and cgroups for
+// resource limits.
 // It returns nothing when all is well; each [Problem] says how to fix it.
 func Preflight() []Problem {
 	var out []Problem
@@ -45,6 +48,21 @@ func Preflight() []Problem {
 				Fatal:  true,
 			})
 		}
+	}
+	if _, err := seccomp.Filter(); err != nil {
+		out = append(out, Problem{
+			Check:  "seccomp",
+			Detail: err.Error(),
+			Fix:    "use the krun driver on this architecture",
+			Fatal:  true,
+		})
+	} else if !hasStatusField("Seccomp_filters:") {
+		out = append(out, Problem{
+			Check:  "seccomp",
+			Detail: "the kernel does not offer seccomp filters (no Seccomp_filters in /proc/self/status), which every sandbox runs under",
+			Fix:    "use a kernel built with CONFIG_SECCOMP_FILTER, or the krun driver",
+			Fatal:  true,
+		})
 	}
 	if !hasCapability(capSysResource) {
 		out = append(out, Problem{
@@ -79,6 +97,13 @@ func hasCapability(bit uint) bool {
 		}
 	}
 	return false
+}
+
+// hasStatusField reports whether /proc/self/status has a line starting
+// with field.
+func hasStatusField(field string) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	return err == nil && strings.Contains(string(b), "\n"+field)
 }
 
 // hasFilesystem reports whether the kernel lists fs in /proc/filesystems.
