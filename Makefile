@@ -50,6 +50,7 @@ lint: ## gofmt, go vet and staticcheck
 
 fuzz: ## run each fuzz target for FUZZTIME (default 60s)
 	$(GO) test ./lang -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./convert/compose -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME)
 
 bench: deps ## run the benchmarks (figures reported in the issues' notes), then bench-compare
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...

@@ -36,6 +36,8 @@ type cli struct {
 	Volumes  volumesCmd  `cmd:"" help:"List the project's named volumes (kept by down, deleted by down --volumes)."`
 	Prune    pruneCmd    `cmd:"" help:"Free the image store of what no image or sandbox uses."`
 	Version  versionCmd  `cmd:"" help:"Print the version of sbx."`
+	Import   importCmd   `cmd:"" help:"Turn a Compose file or a microsandbox Sandboxfile into a Sandboxfile."`
+	Export   exportCmd   `cmd:"" help:"Write the sandboxes as manifests for another platform (Kubernetes)."`
 
 	Supervise superviseCmd `cmd:"" name:"__supervise" hidden:"" help:"Supervise one sandbox (started by sbx up)."`
 	VMM       vmmCmd       `cmd:"" name:"__vmm" hidden:"" help:"The libkrun VMM child."`
