@@ -19,6 +19,8 @@ var version = "dev"
 type cli struct {
 	Globals
 
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version of sbx and exit."`
+
 	Init     initCmd     `cmd:"" help:"Write a commented starter Sandboxfile in the current directory."`
 	Validate validateCmd `cmd:"" help:"Check the Sandboxfile and print every problem with its location."`
 	Fmt      fmtCmd      `cmd:"" help:"Rewrite Sandboxfiles in canonical format."`
@@ -61,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kong.Help(help),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
-		kong.Vars{"version": version},
+		kong.Vars{"version": versionLine()},
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "sbx:", err)
@@ -125,6 +127,10 @@ func parseAndRun(parser *kong.Kong, c *cli, args []string, stdout, stderr io.Wri
 	}()
 	kctx, err := parser.Parse(args)
 	if err != nil {
+		if word, ok := unknownCommand(parser.Model.Node, args); ok {
+			fmt.Fprintf(stderr, "sbx: unknown command %q%s\nRun 'sbx --help' for the list of commands.\n", word, suggestCommand(word, parser.Model.Node))
+			return 1, true
+		}
 		parser.Errorf("%s", err)
 		var pe *kong.ParseError
 		if errors.As(err, &pe) {
