@@ -36,9 +36,12 @@ type cli struct {
 	Prune    pruneCmd    `cmd:"" help:"Free the image store of what no image or sandbox uses."`
 	Version  versionCmd  `cmd:"" help:"Print the version of sbx."`
 
+	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+
 	Supervise superviseCmd `cmd:"" name:"__supervise" hidden:"" help:"Supervise one sandbox (started by sbx up)."`
 	VMM       vmmCmd       `cmd:"" name:"__vmm" hidden:"" help:"The libkrun VMM child."`
 	NS        nsCmd        `cmd:"" name:"__ns" hidden:"" help:"The namespace child."`
+	Man       manCmd       `cmd:"" name:"__man" hidden:"" help:"Write the sbx(1) manual page (make man)."`
 }
 
 const description = `sbx runs sandboxes declared in a Sandboxfile (HCL): lightweight microVMs booted from
@@ -55,25 +58,38 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	var c cli
 	exit := -1
-	parser, err := kong.New(&c,
-		kong.Name("sbx"),
-		kong.Description(description),
-		kong.UsageOnError(),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: false}),
-		kong.Help(help),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
-		kong.Vars{"version": versionLine()},
-	)
+	parser, err := newParser(&c, stdout, stderr, func(code int) { exit = code; panic(exitPanic{}) })
 	if err != nil {
 		fmt.Fprintln(stderr, "sbx:", err)
 		return 1
+	}
+	if answered, err := completeCommandLine(parser); answered {
+		if err != nil {
+			fmt.Fprintln(stderr, "sbx:", err)
+			return 1
+		}
+		return 0
 	}
 	code, done := parseAndRun(parser, &c, followFlag(args), stdout, stderr)
 	if done {
 		return code
 	}
 	return exit
+}
+
+// newParser builds the command line's kong model over c; exit is called for help and usage
+// errors.
+func newParser(c *cli, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("sbx"),
+		kong.Description(description),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: false}),
+		kong.Help(help),
+		kong.Writers(stdout, stderr),
+		kong.Exit(exit),
+		kong.Vars{"version": versionLine()},
+	)
 }
 
 type exitPanic struct{}
