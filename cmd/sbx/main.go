@@ -37,6 +37,7 @@ type cli struct {
 	Version  versionCmd  `cmd:"" help:"Print the version of sbx."`
 
 	Ls         lsCmd         `cmd:"" help:"List the projects on this machine that have sandboxes, with their states."`
+	Config     configCmd     `cmd:"" help:"Print the fully resolved configuration: variables applied, defaults filled in, sensitive values masked."`
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 
 	Supervise superviseCmd `cmd:"" name:"__supervise" hidden:"" help:"Supervise one sandbox (started by sbx up)."`
