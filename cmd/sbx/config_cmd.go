@@ -54,7 +54,7 @@ type resolvedSandbox struct {
 	Name        string            `json:"name"`
 	Image       string            `json:"image"`
 	CPUs        int               `json:"cpus"`
-	Memory      string            `json:"memory"`
+	MemoryMiB   int               `json:"memory_mib"`
 	Entrypoint  []string          `json:"entrypoint"` // null: the image's
 	Command     []string          `json:"command"`    // null: the image's
 	Workdir     string            `json:"workdir,omitempty"`
@@ -154,7 +154,7 @@ func resolveSandbox(cfg *lang.Config, sb *lang.Sandbox) resolvedSandbox {
 		Name:        sb.Name,
 		Image:       str("image", sb.Image),
 		CPUs:        sb.CPUs,
-		Memory:      formatMiB(sb.MemoryMiB),
+		MemoryMiB:   sb.MemoryMiB,
 		Entrypoint:  list("entrypoint", sb.Entrypoint),
 		Command:     list("command", sb.Command),
 		Workdir:     str("workdir", sb.Workdir),
@@ -263,7 +263,7 @@ func (rc resolvedConfig) hcl() []byte {
 		b := body.AppendNewBlock("sandbox", []string{s.Name}).Body()
 		b.SetAttributeValue("image", cty.StringVal(s.Image))
 		b.SetAttributeValue("cpus", cty.NumberIntVal(int64(s.CPUs)))
-		b.SetAttributeValue("memory", cty.StringVal(s.Memory))
+		b.SetAttributeValue("memory", cty.StringVal(formatMiB(s.MemoryMiB)))
 		if s.Entrypoint != nil {
 			b.SetAttributeValue("entrypoint", stringList(s.Entrypoint))
 		}
