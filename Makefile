@@ -7,13 +7,17 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 60s
 BENCHTIME ?= 1s
 
-.PHONY: help deps build install example test lint fuzz bench bench-compare clean
+.PHONY: help deps build install man example test lint fuzz bench bench-compare clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 build: ## build bin/sbx (static, no cgo)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sbx ./cmd/sbx
+
+man: ## write the manual page man/sbx.1, generated from the command line's model
+	@mkdir -p man
+	$(GO) run -ldflags '-X main.version=$(VERSION)' ./cmd/sbx __man > man/sbx.1.tmp && mv man/sbx.1.tmp man/sbx.1
 
 install: build ## install sbx into $(PREFIX)/bin
 	install -d $(DESTDIR)$(PREFIX)/bin
