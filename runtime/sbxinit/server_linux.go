@@ -408,8 +408,10 @@ func openPTY(size WindowSize) (master, slave *os.File, err error) {
 		unix.Close(mfd)
 		return nil, nil, fmt.Errorf("unlock pty: %w", err)
 	}
-	sfd, err := unix.IoctlRetInt(mfd, unix.TIOCGPTPEER)
-	if err != nil {
+	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
+	sfd := int(r)
+	if errno != 0 {
+		err = errno
 		// Kernels before 4.13: open the slave by its name.
 		n, nerr := unix.IoctlGetInt(mfd, unix.TIOCGPTN)
 		if nerr != nil {
