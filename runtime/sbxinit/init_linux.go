@@ -59,7 +59,11 @@ func Run(configPath string, console io.Writer) int {
 		// libkrun's own init may have forked us, or a test runs us: orphans still come here.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
-	if err := in.setup(); err != nil {
+	// Modes are exact while setting up; processes get the usual umask.
+	unix.Umask(0)
+	err = in.setup()
+	unix.Umask(0o022)
+	if err != nil {
 		in.setFailed(err)
 		return fail(ExitSetup, err)
 	}

@@ -211,6 +211,18 @@ func (s *sandbox) wait(t testing.TB) (int, string) {
 	return s.status.ExitStatus(), s.out.String()
 }
 
+// waitOutput waits for text in the console output.
+func (s *sandbox) waitOutput(t testing.TB, text string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.out.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the console output:\n%s", text, s.out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // client connects to the init's control socket, waiting for it to listen.
 func (s *sandbox) client(t testing.TB) *Client {
 	t.Helper()
@@ -344,13 +356,7 @@ trap 'echo got TERM; exit 7' TERM
 echo ready
 while :; do sleep 0.05; done`
 	s := start(t, root, baseConfig("sh", "-c", script), nil)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(s.out.String(), "ready") {
-		if time.Now().After(deadline) {
-			t.Fatalf("payload not ready:\n%s", s.out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.waitOutput(t, "ready")
 	c := s.client(t)
 	var ps bytes.Buffer
 	ctx := context.Background()
@@ -375,13 +381,26 @@ while :; do sleep 0.05; done`
 func TestControlStatusSignal(t *testing.T) {
 	needRoot(t)
 	root := newRoot(t, true)
-	s := start(t, root, baseConfig("sh", "-c", "trap 'exit 9' USR1; while :; do sleep 0.05; done"), nil)
+	s := start(t, root, baseConfig("sh", "-c", "trap 'exit 9' USR1; echo ready; while :; do sleep 0.05; done"), nil)
 	c := s.client(t)
 	ctx := context.Background()
-	st, err := c.Status(ctx)
-	if err != nil || st.State != StateRunning || st.Pid <= 1 || st.StartedAt.IsZero() {
-		t.Fatalf("status %+v %v; want running", st, err)
+	// The socket listens before the payload starts: "starting" first, then "running".
+	var st Status
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var err error
+		st, err = c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State != StateStarting || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
+	if st.State != StateRunning || st.Pid <= 1 || st.StartedAt.IsZero() {
+		t.Fatalf("status %+v; want running", st)
+	}
+	s.waitOutput(t, "ready")
 	if err := c.Signal(ctx, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +522,7 @@ func TestExecTTY(t *testing.T) {
 	go func() {
 		var err error
 		code, err = c.Exec(context.Background(), ExecRequest{
-			Argv:   []string{"sh", "-c", `tty; stty size; read x; stty size; echo "got $x"; exit 4`},
+			Argv:   []string{"sh", "-c", `tty; stty size; read x; until [ "$(stty size)" = "50 132" ]; do sleep 0.01; done; stty size; echo "got $x"; exit 4`},
 			TTY:    true,
 			Size:   WindowSize{Rows: 24, Cols: 80},
 			Resize: resize,
@@ -512,7 +531,6 @@ func TestExecTTY(t *testing.T) {
 	}()
 	out.waitFor(t, "24 80")
 	resize <- WindowSize{Rows: 50, Cols: 132}
-	time.Sleep(50 * time.Millisecond) // the resize frame goes first
 	if _, err := stdinW.Write([]byte("typed\r")); err != nil {
 		t.Fatal(err)
 	}
