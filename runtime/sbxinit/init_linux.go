@@ -179,6 +179,9 @@ func (in *initProc) setup() error {
 	}
 	in.creds = creds
 	in.env = withDefault(withDefault(cfg.Process.Env, "PATH", defaultPath), "HOME", creds.Home)
+	if err := in.procs.confine(cfg.Security); err != nil {
+		return fmt.Errorf("security: %w", err)
+	}
 	srv, err := listen(in)
 	if err != nil {
 		return err

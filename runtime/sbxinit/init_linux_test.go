@@ -609,3 +609,48 @@ func startInMountNS(t *testing.T, root string, cfg Config, shares map[string]str
 	}
 	return 0, out.String()
 }
+
+func TestSecurity(t *testing.T) {
+	needRoot(t)
+	root := newRoot(t, true)
+	// A filter failing sethostname(2) with EXDEV, an errno it never gives by itself.
+	const (
+		ldAbs = 0x20 // BPF_LD|BPF_W|BPF_ABS
+		jeqK  = 0x15 // BPF_JMP|BPF_JEQ|BPF_K
+		retK  = 0x06 // BPF_RET|BPF_K
+		errno = 0x00050000
+		allow = 0x7fff0000
+		nr    = syscall.SYS_SETHOSTNAME
+	)
+	cfg := baseConfig("sh", "-c", `grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; grep CapBnd /proc/1/status; hostname other; echo ready; sleep 60`)
+	cfg.Security = &Security{
+		Capabilities:    []int{0, 5}, // CAP_CHOWN, CAP_KILL
+		NoNewPrivileges: true,
+		Seccomp: []SockFilter{
+			{Code: ldAbs, K: 0},
+			{Code: jeqK, K: nr, Jt: 0, Jf: 1},
+			{Code: retK, K: errno | uint32(syscall.EXDEV)},
+			{Code: retK, K: allow},
+		},
+	}
+	s := start(t, root, cfg, nil)
+	s.waitOutput(t, "ready")
+	out := s.out.String()
+	for _, want := range []string{"CapBnd:\t0000000000000021\nNoNewPrivs:\t1\nSeccomp:\t2\n", "Invalid cross-device link"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("payload output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "CapBnd:\t0000000000000021") != 1 {
+		t.Errorf("the init itself lost its capabilities:\n%s", out)
+	}
+	// An exec is confined the same way.
+	var got bytes.Buffer
+	c := s.client(t)
+	if code, err := c.Exec(context.Background(), ExecRequest{Argv: []string{"grep", "-E", "^(CapBnd|Seccomp):", "/proc/self/status"}}, nil, &got, &got); err != nil || code != 0 {
+		t.Fatalf("exec: %d %v %s", code, err, got.String())
+	}
+	if got.String() != "CapBnd:\t0000000000000021\nSeccomp:\t2\n" {
+		t.Errorf("exec'd process: %q", got.String())
+	}
+}
