@@ -195,8 +195,8 @@ type Host struct {
 }
 
 // Control says where the control socket listens. Both may be set: the init listens on both
-// (the stand-in libkrun reaches a "vsock" port through a unix socket). A vsock port that
-// cannot be listened on is only an error when there is no unix path.
+// (the stand-in libkrun reaches a "vsock" port through a unix socket). An endpoint that
+// cannot listen is only an error when the other one cannot either.
 type Control struct {
 	// VsockPort is an AF_VSOCK port (krun: krun_add_vsock_port2 maps it to a host socket).
 	// Only connections from the host (CID 2) are served.

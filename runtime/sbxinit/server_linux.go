@@ -22,40 +22,55 @@ type server struct {
 	wg        sync.WaitGroup // waits in progress, to deliver the exit before the init exits
 }
 
-// listen opens the configured control endpoints and serves them.
+// listen opens the configured control endpoints and serves them. An endpoint that cannot
+// listen is only an error when no other one does (a guest file system that cannot hold a
+// socket while the vsock port listens); it is then said on the console.
 func listen(in *initProc) (*server, error) {
 	s := &server{in: in}
 	c := in.cfg.Control
-	var vsockErr error
+	var errs []error
 	if c.VsockPort != 0 {
 		l, err := listenVsock(c.VsockPort)
 		if err != nil {
-			vsockErr = fmt.Errorf("control socket: vsock port %d: %w", c.VsockPort, err)
+			errs = append(errs, fmt.Errorf("control socket: vsock port %d: %w", c.VsockPort, err))
 		} else {
 			s.listeners = append(s.listeners, l)
 		}
 	}
 	if c.UnixPath != "" {
-		_ = os.Remove(c.UnixPath)
-		if err := os.MkdirAll(path.Dir(c.UnixPath), 0o700); err != nil {
-			return nil, fmt.Errorf("control socket %s: %w", c.UnixPath, err)
-		}
-		l, err := net.Listen("unix", c.UnixPath)
+		l, err := listenUnix(c.UnixPath)
 		if err != nil {
-			return nil, fmt.Errorf("control socket %s: %w", c.UnixPath, err)
+			errs = append(errs, fmt.Errorf("control socket %s: %w", c.UnixPath, err))
+		} else {
+			s.listeners = append(s.listeners, l)
 		}
-		if err := os.Chmod(c.UnixPath, 0o600); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("control socket %s: %w", c.UnixPath, err)
-		}
-		s.listeners = append(s.listeners, l)
-	} else if vsockErr != nil {
-		return nil, vsockErr
+	}
+	if len(s.listeners) == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	for _, err := range errs {
+		fmt.Fprintf(in.console, "sbx-init: %v (the other control endpoint listens)\n", err)
 	}
 	for _, l := range s.listeners {
 		go s.serve(l)
 	}
 	return s, nil
+}
+
+func listenUnix(p string) (net.Listener, error) {
+	_ = os.Remove(p)
+	if err := os.MkdirAll(path.Dir(p), 0o700); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("unix", p)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 // serve accepts connections from outside the sandbox only.
