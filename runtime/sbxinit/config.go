@@ -361,8 +361,9 @@ func DecodeConfig(data []byte) (Config, error) {
 	return cfg, nil
 }
 
-// InstallInit places the init program binary (see FindInit) at dir/.sbx/init, mode 0555: a
-// hard link when it is on the same file system, else a copy.
+// InstallInit places the init program binary (see FindInit) at dir/.sbx/init: a hard link
+// when it is on the same file system (the layer is only ever a read-only lower layer, so the
+// sandbox cannot change the shared file), else a copy of mode 0555.
 func InstallInit(dir, binary string) error {
 	dst := filepath.Join(dir, InitPath)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -370,10 +371,7 @@ func InstallInit(dir, binary string) error {
 	}
 	_ = os.Remove(dst)
 	if err := os.Link(binary, dst); err == nil {
-		if fi, err := os.Stat(dst); err == nil && fi.Mode().Perm() == 0o555 {
-			return nil
-		}
-		_ = os.Remove(dst)
+		return nil
 	}
 	src, err := os.Open(binary)
 	if err != nil {

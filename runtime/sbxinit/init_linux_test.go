@@ -445,6 +445,10 @@ func TestExecPipes(t *testing.T) {
 	if re, ok := err.(*RemoteError); !ok || re.Code != ExitNotFound {
 		t.Errorf("missing program: %v, want a RemoteError with code 127", err)
 	}
+	_, err = c.Exec(ctx, ExecRequest{Argv: []string{"true"}, Cwd: "/nowhere"}, nil, nil, nil)
+	if err == nil || err.Error() != "exec: working directory /nowhere: no such file or directory" {
+		t.Errorf("missing working directory: %v", err)
+	}
 	// A signal to the exec'd process.
 	sigs := make(chan syscall.Signal, 1)
 	sigs <- syscall.SIGTERM

@@ -226,6 +226,13 @@ func (s *server) exec(w *wire, req ExecRequest) error {
 	if cwd == "" {
 		cwd = "/"
 	}
+	if fi, err := os.Stat(cwd); err != nil || !fi.IsDir() {
+		msg := "not a directory"
+		if err != nil {
+			msg = errors.Unwrap(err).Error()
+		}
+		return w.writeJSON(frameReply, reply{Error: fmt.Sprintf("exec: working directory %s: %s", cwd, msg), Code: ExitSetup})
+	}
 
 	var (
 		files   []*os.File
