@@ -20,7 +20,9 @@
 //	<layer>/.sbx/ctl/         mount point for the host directory holding the unix socket
 //
 // Nothing of the config travels as arguments or environment: libkrun writes those on the
-// kernel command line without escaping. The init takes no arguments.
+// kernel command line without escaping. The init takes no arguments: krun_set_exec(ctx,
+// "/.sbx/init", argv {NULL}, envp {NULL}) — an empty envp, not a NULL one, which libkrun
+// documents as "collect the VMM process's own environment" (sbx's, onto the command line).
 //
 //	layer := filepath.Join(spec.Dir, "init")           // e.g. .sbx/sandboxes/web/init
 //	bin, err := sbxinit.FindInit()                     // $SBX_INIT, or sbx-init next to sbx
