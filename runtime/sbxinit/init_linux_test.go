@@ -435,6 +435,13 @@ func TestExecPipes(t *testing.T) {
 		t.Errorf("stderr %q", stderr.String())
 	}
 
+	// Megabytes through cat, both ways, byte for byte.
+	big := bytes.Repeat([]byte("0123456789abcdef\x00\xff\n"), 150000)
+	stdout.Reset()
+	if code, err := c.Exec(ctx, ExecRequest{Argv: []string{"cat"}}, bytes.NewReader(big), &stdout, nil); err != nil || code != 0 || !bytes.Equal(stdout.Bytes(), big) {
+		t.Errorf("cat of %d bytes: %d %v, %d bytes back", len(big), code, err, stdout.Len())
+	}
+
 	// The same connection serves the next request; another user; a missing program.
 	stdout.Reset()
 	code, err = c.Exec(ctx, ExecRequest{Argv: []string{"id", "-u"}, User: &User{Spec: "root"}}, nil, &stdout, nil)

@@ -301,6 +301,9 @@ func (s *server) exec(w *wire, req ExecRequest) error {
 		return w.writeJSON(frameReply, reply{Error: "exec: " + err.Error(), Code: code})
 	}
 	defer c.proc.Release()
+	if master != nil {
+		defer master.Close()
+	}
 	if err := w.writeJSON(frameReply, reply{Pid: c.pid}); err != nil {
 		_ = c.signal(syscall.SIGKILL)
 	}
@@ -395,9 +398,6 @@ func (s *server) exec(w *wire, req ExecRequest) error {
 	}
 	closeAll(outputs, master)
 	outWG.Wait()
-	if req.TTY {
-		stdinW.Close()
-	}
 	st := exitStatusOf(ws)
 	if err := w.writeJSON(frameExit, st); err != nil {
 		return err
