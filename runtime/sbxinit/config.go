@@ -340,6 +340,9 @@ func WriteConfig(dir string, cfg Config) error {
 // (ConfigPath in the sandbox).
 func ReadConfig(name string) (Config, error) {
 	data, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("read init config: %s not found: sbx-init runs only as the first process of an sbx sandbox", name)
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("read init config: %w", err)
 	}
