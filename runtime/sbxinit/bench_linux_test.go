@@ -18,7 +18,7 @@ import (
 // runs it twice as PID 1 of fresh PID, mount, UTS, IPC and network namespaces over the same
 // root: once directly and once through the init, with a realistic config (proc, a minimal
 // /dev, a tmpfs, host name, lo, /etc files, an rlimit, a named user, the control socket,
-// /.sbx hidden). The difference of the two start-to-payload times is init-ms/op; ns/op is
+// /.sbx hidden; the control socket listens after the payload started). The difference of the two start-to-payload times is init-ms/op; ns/op is
 // the whole run through the init, its exit and the namespaces' teardown included.
 func BenchmarkInitStartup(b *testing.B) {
 	needRoot(b)

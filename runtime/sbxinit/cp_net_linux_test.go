@@ -154,7 +154,7 @@ func TestStaticNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := baseConfig("sh", "-c", `touch /sys/x 2>/dev/null || cat /sys/class/net/`+guestIf+`/mtu; ip -4 addr show `+guestIf+` | grep -o 'inet [0-9./]*'; ip route | grep default; cat /etc/hosts /etc/resolv.conf; ping -c1 -W5 `+hostAddr.String()+` >/dev/null && echo ping-ok`)
+	cfg := baseConfig("sh", "-c", `touch /sys/x 2>/dev/null || cat /sys/class/net/`+guestIf+`/mtu; ip -4 addr show `+guestIf+` | grep -o 'inet [0-9./]*'; ip route | grep default; cat /etc/hosts /etc/resolv.conf; ping -c1 -W5 `+hostAddr.String()+` >/dev/null && echo ping-ok; (echo x >> /etc/hosts) 2>/dev/null || echo hosts-read-only`)
 	cfg.Mounts = append(cfg.Mounts, Mount{Type: Sysfs, Target: "/sys", ReadOnly: true})
 	cfg.Network = &Network{
 		Interface: guestIf,
@@ -204,7 +204,7 @@ func TestStaticNetwork(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
-	want := fmt.Sprintf("1400\ninet %s\ndefault via %s dev %s \n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\tsbxtest\n10.213.%d.3\tdb\nnameserver %s\nnameserver 192.0.2.53\nsearch sbx.internal\nping-ok\n",
+	want := fmt.Sprintf("1400\ninet %s\ndefault via %s dev %s \n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\tsbxtest\n10.213.%d.3\tdb\nnameserver %s\nnameserver 192.0.2.53\nsearch sbx.internal\nping-ok\nhosts-read-only\n",
 		guestAddr, hostAddr, guestIf, guestAddr.Addr(), third, hostAddr)
 	if out != want {
 		t.Errorf("in the sandbox:\n%s\nwant\n%s", out, want)

@@ -48,9 +48,11 @@
 // resolv.conf and hostname into a tmpfs at RunDir and bind them read-only over /etc's (the
 // image and its writable layer are not changed); apply the rlimits to itself (inherited);
 // resolve the user in the image's /etc/passwd and /etc/group; start the thread that starts
-// processes, confined by [Security]; listen on the control socket; hide /.sbx under an
-// empty tmpfs; start the payload as its child (PATH looked up in the payload's own
-// environment, HOME from passwd when unset, the working directory created).
+// processes, confined by [Security]; hide /.sbx under an empty tmpfs; start the payload as
+// its child (PATH looked up in the payload's own environment, HOME from passwd when unset,
+// the working directory created); then listen on the control socket (the unix one through a
+// descriptor of its directory kept from before /.sbx was hidden), so the payload starts
+// without waiting for it: a client retries its dial until the socket answers.
 //
 // It then reaps every child (orphans included; it makes itself a child subreaper when it
 // is not PID 1), forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,

@@ -38,7 +38,7 @@ func listen(in *initProc) (*server, error) {
 		}
 	}
 	if c.UnixPath != "" {
-		l, err := listenUnix(c.UnixPath)
+		l, err := listenUnix(c.UnixPath, in.ctlDir)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("control socket %s: %w", c.UnixPath, err))
 		} else {
@@ -57,11 +57,12 @@ func listen(in *initProc) (*server, error) {
 	return s, nil
 }
 
-func listenUnix(p string) (net.Listener, error) {
-	_ = os.Remove(p)
-	if err := os.MkdirAll(path.Dir(p), 0o700); err != nil {
-		return nil, err
+// listenUnix listens on p, or on its name in the directory dirFD when that is not -1.
+func listenUnix(p string, dirFD int) (net.Listener, error) {
+	if dirFD >= 0 {
+		p = fmt.Sprintf("/proc/self/fd/%d/%s", dirFD, path.Base(p))
 	}
+	_ = os.Remove(p)
 	l, err := net.Listen("unix", p)
 	if err != nil {
 		return nil, err

@@ -313,15 +313,20 @@ func writeEtc(cfg *Config) error {
 	if err := unix.Mount("sbx-run", RunDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=64k,mode=0755"); err != nil {
 		return fmt.Errorf("write /etc files: tmpfs on %s: %w", RunDir, err)
 	}
+	names := make([]string, 0, 3)
 	for _, name := range []string{"hostname", "hosts", "resolv.conf"} {
-		content, ok := files[name]
-		if !ok {
-			continue
+		if content, ok := files[name]; ok {
+			names = append(names, name)
+			if err := os.WriteFile(path.Join(RunDir, name), []byte(content), 0o644); err != nil {
+				return fmt.Errorf("write /etc/%s: %w", name, err)
+			}
 		}
-		src := path.Join(RunDir, name)
-		if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
-			return fmt.Errorf("write /etc/%s: %w", name, err)
-		}
+	}
+	// Read-only once written: the binds of its files inherit that, one call for all.
+	if err := unix.Mount("", RunDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("write /etc files: make %s read-only: %w", RunDir, err)
+	}
+	for _, name := range names {
 		dst := "/etc/" + name
 		if fi, err := os.Lstat(dst); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			// Images link resolv.conf to systemd's; replace the link in the writable layer.
@@ -329,7 +334,10 @@ func writeEtc(cfg *Config) error {
 				return fmt.Errorf("write %s: %w", dst, err)
 			}
 		}
-		if err := bind(src, dst, true); err != nil {
+		if err := ensureFile(dst); err != nil {
+			return fmt.Errorf("write %s: %w", dst, err)
+		}
+		if err := unix.Mount(path.Join(RunDir, name), dst, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("write %s: %w", dst, err)
 		}
 	}
