@@ -198,6 +198,14 @@ func TestStaticNetwork(t *testing.T) {
 		if err := hostNS.LinkSetNsFd(guest, int(ns)); err != nil {
 			t.Fatal(err)
 		}
+		// An address something else gave it (DHCP) is replaced by the configured one.
+		guest, err = netlink.LinkByName(guestIf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := netlink.AddrAdd(guest, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(192, 0, 2, 77), Mask: net.CIDRMask(24, 32)}}); err != nil {
+			t.Fatal(err)
+		}
 		s = start(t, root, cfg, func(cmd *exec.Cmd) { cmd.SysProcAttr.Cloneflags &^= syscall.CLONE_NEWNET })
 	}()
 	code, out := s.wait(t)

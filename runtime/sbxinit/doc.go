@@ -42,7 +42,8 @@
 //
 // In order: read the config; mount [Config.Mounts] (a kernel file system already mounted at
 // its target is skipped, so libkrun's own init or the ns driver may have mounted it); set
-// the host name; bring lo up and configure [Network] with netlink (address, MTU, link up,
+// the host name; bring lo up and configure [Network] with netlink (the address, replacing
+// any other of its family but link-local ones, e.g. from libkrun's DHCP; MTU, link up,
 // default route via the gateway when there is one, an on-link route first when the gateway
 // is outside the subnet; a missing interface is waited for up to 2 s); write hosts,
 // resolv.conf and hostname into a tmpfs at RunDir and bind them read-only over /etc's (the

@@ -246,6 +246,22 @@ func configureNetwork(n *Network) error {
 		}
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: n.Address.Addr().AsSlice(), Mask: net.CIDRMask(n.Address.Bits(), n.Address.Addr().BitLen())}}
+	// The configuration is the only one: an address something else gave the interface
+	// (libkrun's own init runs DHCP since 1.18) goes.
+	family := netlink.FAMILY_V4
+	if n.Address.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	if old, err := h.AddrList(link, family); err == nil {
+		for _, a := range old {
+			if a.IP.IsLinkLocalUnicast() || a.IPNet.String() == addr.IPNet.String() {
+				continue
+			}
+			if err := h.AddrDel(link, &a); err != nil {
+				return fmt.Errorf("network: %s: remove address %s: %w", n.Interface, a.IPNet, err)
+			}
+		}
+	}
 	if err := h.AddrReplace(link, addr); err != nil {
 		return fmt.Errorf("network: %s address %s: %w", n.Interface, n.Address, err)
 	}
