@@ -13,7 +13,7 @@
 // directory that becomes the topmost read-only lower layer of the sandbox's root (above the
 // image's layers, below the writable layer), with the program placed by [InstallInit]:
 //
-//	<layer>/.sbx/init         the sbx-init binary (static, no cgo), mode 0555
+//	<layer>/.sbx/init         the sbx-init binary (static, no cgo): a hard link, or a 0555 copy
 //	<layer>/.sbx/config.json  the run config, mode 0600 (it holds the environment)
 //	<layer>/.sbx/shares/TAG/  empty mount points, one per virtiofs share
 //	<layer>/.sbx/run/         mount point of the init's tmpfs (hosts, resolv.conf, hostname)
