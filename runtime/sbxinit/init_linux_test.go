@@ -3,8 +3,10 @@ package sbxinit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,18 @@ import (
 var initBin string
 
 func TestMain(m *testing.M) {
+	if sock := os.Getenv("SBXINIT_TEST_DIAL"); sock != "" {
+		// A client started inside a sandbox's PID namespace by TestControlRefusesSandbox.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if c, err := DialUnix(ctx, sock); err != nil {
+			fmt.Println("refused:", err)
+		} else {
+			c.Close()
+			fmt.Println("accepted")
+		}
+		os.Exit(0)
+	}
 	code := func() int {
 		if os.Geteuid() != 0 {
 			return m.Run() // the tests that need root skip
@@ -663,5 +677,78 @@ func TestSecurity(t *testing.T) {
 	}
 	if got.String() != "CapBnd:\t0000000000000021\nSeccomp:\t2\n" {
 		t.Errorf("exec'd process: %q", got.String())
+	}
+}
+
+// TestControlRefusesSandbox checks that a process inside the sandbox cannot use the control
+// socket (it would run anything as root), even when it can reach its path.
+func TestControlRefusesSandbox(t *testing.T) {
+	needRoot(t)
+	root := newRoot(t, true)
+	cfg := baseConfig("sleep", "60")
+	cfg.HideDir = false
+	s := start(t, root, cfg, nil)
+	s.client(t) // listening, and serving the host
+	sock := filepath.Join(root, ControlDir, ControlSocket)
+	inside := exec.Command("nsenter", "-t", fmt.Sprint(s.cmd.Process.Pid), "-p", "--", os.Args[0], "-test.run=^$")
+	inside.Env = append(os.Environ(), "SBXINIT_TEST_DIAL="+sock)
+	out, err := inside.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nsenter: %v\n%s", err, out)
+	}
+	t.Logf("inside: %s", out)
+	if !strings.HasPrefix(string(out), "refused:") {
+		t.Errorf("a process in the sandbox's PID namespace: %s", out)
+	}
+	if _, err := s.client(t).Status(context.Background()); err != nil {
+		t.Errorf("the host is still served: %v", err)
+	}
+}
+
+// TestControlBadInput sends what no client sends: the init answers or hangs up, and goes
+// on serving.
+func TestControlBadInput(t *testing.T) {
+	needRoot(t)
+	root := newRoot(t, true)
+	s := start(t, root, baseConfig("sleep", "60"), nil)
+	s.client(t)
+	sock := filepath.Join(root, ControlDir, ControlSocket)
+	for _, raw := range [][]byte{
+		[]byte("GET / HTTP/1.1\r\n\r\n"),                                // a huge frame length
+		{frameRequest, 0, 0, 0, 3, '{', 'x', '}'},                       // bad JSON
+		{frameStdin, 0, 0, 0, 1, 'x'},                                   // data before any request
+		append([]byte{frameRequest, 0, 0, 0, 15}, `{"op":"launch"}`...), // unknown op
+	} {
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		conn.Write(raw)
+		// An error reply, or the init hangs up.
+		typ, p, err := newWire(conn).read()
+		conn.Close()
+		if err == nil && (typ != frameReply || !bytes.Contains(p, []byte(`"error"`))) {
+			t.Errorf("%q: reply %c %q", raw, typ, p)
+		}
+		if err != nil && err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+	c := s.client(t)
+	if st, err := c.Status(context.Background()); err != nil || st.State != StateRunning {
+		t.Errorf("after bad input: %+v %v", st, err)
+	}
+	// A client speaking another protocol version is told so.
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	w := newWire(conn)
+	w.writeJSON(frameRequest, request{Op: "hello", Version: 99})
+	typ, p, err := w.read()
+	if err != nil || typ != frameReply || !strings.Contains(string(p), "control protocol version 99, this init speaks 1") {
+		t.Errorf("version 99: %c %s %v", typ, p, err)
 	}
 }
