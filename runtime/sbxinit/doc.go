@@ -24,19 +24,17 @@
 // "/.sbx/init", argv {NULL}, envp {NULL}) — an empty envp, not a NULL one, which libkrun
 // documents as "collect the VMM process's own environment" (sbx's, onto the command line).
 //
-//	layer := filepath.Join(spec.Dir, "init")           // e.g. .sbx/sandboxes/web/init
+//	layer := filepath.Join(rs.Dir, "init")             // e.g. .sbx/sandboxes/web/init
 //	bin, err := sbxinit.FindInit()                     // $SBX_INIT, or sbx-init next to sbx
 //	err = sbxinit.InstallInit(layer, bin)              // hard link, else copy
-//	err = sbxinit.WriteConfig(layer, sbxinit.Config{
-//		Process:  sbxinit.Process{Argv: spec.Process.Argv, Env: spec.Process.Env,
-//			Cwd: spec.Process.Workdir, User: sbxinit.User{Spec: spec.Process.User}},
-//		Hostname: spec.Process.Hostname,
-//		Rlimits:  rlimits,  // spec.Resources.Rlimits, field for field
-//		Mounts:   mounts,   // see below, per driver
-//		Network:  network,  // see below
-//		Control:  sbxinit.Control{UnixPath: sbxinit.ControlDir + "/" + sbxinit.ControlSocket},
-//		HideDir:  true,
-//	})
+//	cfg := sbxinit.FromSpec(rs)                        // process, host name, rlimits, address,
+//	                                                   // peers, unix control socket, HideDir
+//	cfg.Mounts = mounts                                // per driver, see below
+//	cfg.Network.Gateway, cfg.Network.MTU = gw, 1500    // when the scope has a gateway
+//	cfg.Network.DNS = []netip.Addr{gw}                 // the DNS forwarder
+//	cfg.Control.VsockPort = 1024                       // krun only
+//	cfg.Security = &sbxinit.Security{...}              // ns: capabilities, seccomp
+//	err = sbxinit.WriteConfig(layer, cfg)
 //
 // # What the init does
 //
