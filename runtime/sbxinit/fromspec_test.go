@@ -10,7 +10,7 @@ import (
 
 func TestFromSpec(t *testing.T) {
 	rs := &spec.RunSpec{
-		Process: spec.Process{Argv: []string{"app", "--flag"}, Env: []string{"PATH=/bin", `Q="x"`}, Workdir: "/srv", User: "app:staff", Hostname: "web"},
+		Process:   spec.Process{Argv: []string{"app", "--flag"}, Env: []string{"PATH=/bin", `Q="x"`}, Workdir: "/srv", User: "app:staff", Hostname: "web"},
 		Resources: spec.Resources{Rlimits: []spec.Rlimit{{Name: "NOFILE", Resource: 7, Soft: 1024, Hard: 4096}}},
 		Network: spec.Network{
 			Scope:  spec.ScopeGroup,
