@@ -19,6 +19,8 @@ import (
 type server struct {
 	in        *initProc
 	listeners []net.Listener
+	mu        sync.Mutex
+	finishing bool
 	wg        sync.WaitGroup // waits in progress, to deliver the exit before the init exits
 }
 
@@ -154,8 +156,12 @@ func (s *server) do(w *wire, req request) error {
 		st := in.getStatus()
 		return w.writeJSON(frameReply, reply{Status: &st})
 	case "wait":
-		s.wg.Add(1)
-		defer s.wg.Done()
+		s.mu.Lock()
+		if !s.finishing {
+			s.wg.Add(1)
+			defer s.wg.Done()
+		}
+		s.mu.Unlock()
 		for {
 			st, changed := in.statusChanged()
 			if st.State == StateExited || st.State == StateFailed {
@@ -193,6 +199,9 @@ func (s *server) finish(d time.Duration) {
 	if s == nil {
 		return
 	}
+	s.mu.Lock()
+	s.finishing = true
+	s.mu.Unlock()
 	for _, l := range s.listeners {
 		l.Close()
 	}
