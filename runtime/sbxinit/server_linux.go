@@ -122,6 +122,12 @@ func fromOutside(conn net.Conn) bool {
 // handle serves one connection's requests, one after the other.
 func (s *server) handle(conn net.Conn) {
 	defer conn.Close()
+	defer func() {
+		// The init is PID 1: a bug in serving one client must not end the sandbox.
+		if r := recover(); r != nil {
+			fmt.Fprintf(s.in.console, "sbx-init: control connection: internal error: %v\n", r)
+		}
+	}()
 	w := newWire(conn)
 	for {
 		typ, p, err := w.read()
