@@ -1,6 +1,7 @@
 package sbxinit
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,4 +65,19 @@ func BenchmarkInitStartup(b *testing.B) {
 	b.ReportMetric(float64(viaInit-direct)/n/1e6, "init-ms/op")
 	b.ReportMetric(float64(direct)/n/1e6, "clone-to-payload-ms/op")
 	_ = os.Remove(filepath.Join(root, "bin/monotonic"))
+}
+
+// BenchmarkExecTrue measures one exec of busybox true through the control socket, over a
+// connection already open: the part of `sbx exec SANDBOX -- true` inside the sandbox.
+func BenchmarkExecTrue(b *testing.B) {
+	needRoot(b)
+	root := newRoot(b, true)
+	s := start(b, root, baseConfig("sleep", "600"), nil)
+	c := s.client(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if code, err := c.Exec(ctx, ExecRequest{Argv: []string{"true"}}, nil, nil, nil); err != nil || code != 0 {
+			b.Fatalf("exec: %d %v", code, err)
+		}
+	}
 }
