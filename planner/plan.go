@@ -470,7 +470,7 @@ func compareFields(a, b string) int {
 
 // fieldOrder lists the base field paths in the order plans show them.
 func fieldOrder() []string {
-	return []string{FieldImage, FieldImageDigest, FieldCPUs, FieldMemory, FieldEntrypoint, FieldCommand, FieldWorkdir,
+	return []string{FieldImage, FieldImageDigest, FieldCPUs, FieldMemory, FieldPids, FieldEntrypoint, FieldCommand, FieldWorkdir,
 		"env", FieldEnvFiles, FieldUser, "rlimits", FieldMounts, FieldPorts, FieldNetScope, FieldNetGroup,
 		FieldNetIP, FieldRestart, FieldStopTimeout, FieldReady, FieldDependsOn, FieldWatch, FieldDriver,
 	}

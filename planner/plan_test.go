@@ -391,3 +391,20 @@ func TestDriverChangeReplaces(t *testing.T) {
 		t.Errorf("unknown recorded driver: %+v", p.Steps)
 	}
 }
+
+// A pids limit other than the default is a field that forces replacement; the default is
+// none, so records from before pids existed plan no change.
+func TestPidsField(t *testing.T) {
+	sb := sandbox("web")
+	st := applied(config([]*lang.Sandbox{sb}), nil)
+	sb2 := sandbox("web", func(s *lang.Sandbox) { s.Pids = lang.DefaultPids })
+	p, err := Compute(config([]*lang.Sandbox{sb2}), st)
+	if err != nil || p.HasChanges() {
+		t.Fatalf("default pids planned %+v, %v", p, err)
+	}
+	sb3 := sandbox("web", func(s *lang.Sandbox) { s.Pids = 100 })
+	p, err = Compute(config([]*lang.Sandbox{sb3}), st)
+	if err != nil || len(p.Steps) != 1 || p.Steps[0].Action != ActionReplace || p.Steps[0].Changes[0].Field != FieldPids {
+		t.Fatalf("pids 100: %+v, %v", p.Steps, err)
+	}
+}
