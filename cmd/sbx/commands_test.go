@@ -12,7 +12,7 @@ func TestUnknownCommandSuggests(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"lgs"}, `sbx: unknown command "lgs": did you mean logs?`},
+		{[]string{"lgs"}, `sbx: unknown command "lgs": did you mean logs or ls?`},
 		{[]string{"-C", ".", "--var", "a=b", "verison"}, `sbx: unknown command "verison": did you mean version?`},
 		{[]string{"xyzzy"}, `sbx: unknown command "xyzzy"` + "\n"},
 	} {
