@@ -38,10 +38,18 @@ func (d *krunDriver) libOptions() []krun.Option {
 
 // CheckHost checks that libkrun loads and KVM is usable.
 func (d *krunDriver) CheckHost(ctx context.Context) error {
-	if err := krun.Preflight(krun.Needs{}, krun.WithLibrary(d.libOptions()...)); err != nil {
+	if err := krun.Preflight(d.preflightOptions()...); err != nil {
 		return fmt.Errorf("%w\n(on a host without KVM or libkrun, run with --driver ns, SBX_DRIVER=ns or project { driver = \"ns\" })", err)
 	}
 	return nil
+}
+
+func (d *krunDriver) preflightOptions(extra ...krun.PreflightOption) []krun.PreflightOption {
+	opts := []krun.PreflightOption{krun.WithLibrary(d.libOptions()...)}
+	if krun.KVMCheckFromEnv() {
+		opts = append(opts, krun.WithoutKVMCheck())
+	}
+	return append(opts, extra...)
 }
 
 // Validate checks that the loaded libkrun can do what the sandbox asks.
@@ -49,17 +57,6 @@ func (d *krunDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	scope, err := krun.ParseScope(string(s.Network.Scope))
-	if err != nil {
-		return err
-	}
-	var needs krun.Needs
-	needs.Scopes = []krun.Scope{scope}
-	needs.StaticIP = s.Network.IP.IsValid()
-	needs.PortsWithScopeNone = scope == krun.ScopeNone && len(s.Ports) > 0
-	needs.Overlay = true
-	// libkrun starts the workload as the guest's root and has no call to change that; running
-	// it as root when another user was asked for would widen what it may do.
 	if u := s.Process.User; u != "" && u != "root" && u != "0" && u != "0:0" {
 		return fmt.Errorf("sandbox %s: the krun driver cannot run the workload as user %q yet (libkrun starts it as root): drop user, or use --driver ns", s.Name, u)
 	}
@@ -68,52 +65,49 @@ func (d *krunDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 			return fmt.Errorf("sandbox %s: libkrun maps TCP ports only; drop the udp port or use --driver ns", s.Name)
 		}
 	}
-	return krun.Preflight(needs, krun.WithLibrary(d.libOptions()...))
+	if len(s.Mounts) > 0 {
+		return fmt.Errorf("sandbox %s: the krun driver cannot mount shares yet; drop the mounts or use --driver ns", s.Name)
+	}
+	cfg, err := d.vmConfig(s, filepath.Join(s.Dir, "console.fifo"))
+	if err != nil {
+		return err
+	}
+	return krun.Preflight(d.preflightOptions(krun.WithConfig(&cfg))...)
 }
 
 // vmConfig turns a run spec into the VMM child's configuration.
 func (d *krunDriver) vmConfig(s *spec.RunSpec, console string) (krun.VMConfig, error) {
-	scope, err := krun.ParseScope(string(s.Network.Scope))
-	if err != nil {
-		return krun.VMConfig{}, err
-	}
 	cfg := krun.VMConfig{
 		LogLevel:      krun.LogWarn,
 		CPUs:          uint8(s.Resources.CPUs),
 		MemoryMiB:     uint32(s.Resources.MemoryMiB),
-		PortMap:       []krun.PortMapping{}, // nothing published unless declared
-		Network:       krun.Network{Scope: scope},
 		Workdir:       s.Process.Workdir,
 		ExecPath:      s.Process.Argv[0],
 		Argv:          s.Process.Argv[1:],
 		Env:           append([]string{}, s.Process.Env...),
 		ConsoleOutput: console,
 	}
-	// The image's layers read-only, the sandbox's writable layer last.
-	upper := filepath.Join(writableDir(s.Dir), "root")
-	if err := os.MkdirAll(upper, 0o755); err != nil {
-		return cfg, fmt.Errorf("create the writable layer: %w", err)
-	}
-	cfg.Layers = append(append([]string{}, s.Image.Layers...), upper)
-	if ip := s.Network.IP; ip.IsValid() {
-		cfg.Network.IP = ip.String()
-		if s.Network.Subnet.IsValid() {
-			cfg.Network.Subnet = s.Network.Subnet.String()
+	switch s.Network.Scope {
+	case "none":
+		cfg.Net.Mode = krun.NetNone
+	case "any":
+		cfg.Net.PortMap = []krun.PortMapping{} // nothing published unless declared
+		for _, p := range s.Ports {
+			cfg.Net.PortMap = append(cfg.Net.PortMap, krun.PortMapping{Host: uint16(p.Host), Guest: uint16(p.Guest)})
 		}
+	default:
+		return cfg, fmt.Errorf("sandbox %s: the krun driver cannot enforce network scope %s yet: use scope any or none, or --driver ns", s.Name, s.Network.Scope)
 	}
-	for _, p := range s.Ports {
-		cfg.PortMap = append(cfg.PortMap, krun.PortMapping{Host: uint16(p.Host), Guest: uint16(p.Guest)})
+	// The image's layers read-only, the sandbox's writable layer on top.
+	w := writableDir(s.Dir)
+	cfg.Overlay = &krun.Overlay{
+		Lower:  append([]string{}, s.Image.Layers...),
+		Upper:  filepath.Join(w, "root"),
+		Work:   filepath.Join(w, "work"),
+		Merged: filepath.Join(s.Dir, "rootfs"),
 	}
 	for _, r := range s.Resources.Rlimits {
 		cfg.Rlimits = append(cfg.Rlimits, krun.Rlimit{Resource: r.Resource, Cur: r.Soft, Max: r.Hard})
-	}
-	for i, m := range s.Mounts {
-		cfg.Mounts = append(cfg.Mounts, krun.Mount{Tag: "sbx" + strconv.Itoa(i), HostPath: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
-	}
-	if len(cfg.Mounts) > 0 {
-		// The guest mounts the shares itself before running the command.
-		cfg.ExecPath = "/bin/sh"
-		cfg.Argv = append([]string{"-c", krun.MountScript + `exec "$@"`, "sh"}, s.Process.Argv...)
 	}
 	return cfg, nil
 }
@@ -138,6 +132,13 @@ func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writ
 	copied := make(chan struct{})
 	go func() { _, _ = io.Copy(console, rd); close(copied) }()
 	cfg, err := d.vmConfig(s, fifo)
+	if err == nil {
+		for _, dir := range []string{cfg.Overlay.Upper, cfg.Overlay.Work, cfg.Overlay.Merged} {
+			if err = os.MkdirAll(dir, 0o700); err != nil {
+				break
+			}
+		}
+	}
 	if err != nil {
 		rd.Close()
 		_ = os.Remove(fifo)
