@@ -34,7 +34,8 @@ func spawnStandin(t *testing.T, ctx context.Context, variant string, cfg krun.VM
 		"KRUN_STANDIN_LOG="+log,
 	)
 	env = append(env, extraEnv...)
-	child, err := krun.Spawn(ctx, []string{os.Args[0]}, cfg, krun.WithChildEnv(env), krun.WithStopTimeout(5*time.Second))
+	child, err := krun.Spawn(ctx, []string{os.Args[0]}, cfg, krun.WithChildEnv(env), krun.WithStopTimeout(5*time.Second),
+		krun.WithChildLog(filepath.Join(t.TempDir(), "vmm.log")))
 	if child != nil {
 		t.Cleanup(func() { _ = child.Signal(syscall.SIGKILL); <-child.Done() })
 	}
