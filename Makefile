@@ -12,12 +12,14 @@ BENCHTIME ?= 1s
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## build bin/sbx (static, no cgo)
+build: ## build bin/sbx and bin/sbx-init, the in-sandbox init (static, no cgo)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sbx ./cmd/sbx
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/sbx-init ./cmd/sbx-init
 
-install: build ## install sbx into $(PREFIX)/bin
+install: build ## install sbx and sbx-init into $(PREFIX)/bin
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 bin/sbx $(DESTDIR)$(PREFIX)/bin/sbx
+	install -m 0755 bin/sbx-init $(DESTDIR)$(PREFIX)/bin/sbx-init
 
 # Debian packages the tests and the example need: busybox-static (test images), gcc (the
 # stand-in libkrun), iproute2 (test hosts in network namespaces), curl.
