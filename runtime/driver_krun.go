@@ -18,6 +18,7 @@ import (
 
 	"github.com/sbx-dev/sbx/krun"
 	"github.com/sbx-dev/sbx/lang"
+	"github.com/sbx-dev/sbx/runtime/sbxinit"
 	"github.com/sbx-dev/sbx/runtime/spec"
 )
 
@@ -36,13 +37,18 @@ func (d *krunDriver) libOptions() []krun.Option {
 	return nil
 }
 
-// CheckHost checks that libkrun loads and KVM is usable.
+// CheckHost checks that libkrun loads and KVM is usable. $SBX_KVM_CHECK=skip skips the KVM
+// device check only (a testing aid, see krun/README.md).
 func (d *krunDriver) CheckHost(ctx context.Context) error {
 	if err := krun.Preflight(d.preflightOptions()...); err != nil {
-		return fmt.Errorf("%w\n(on a host without KVM or libkrun, run with --driver ns, SBX_DRIVER=ns or project { driver = \"ns\" })", err)
+		return fmt.Errorf("%w\n%s", err, krunAlternative)
 	}
 	return nil
 }
+
+// krunAlternative is the runtime's advice when libkrun cannot do something: written here,
+// once, never by the krun package.
+const krunAlternative = "(on a host without KVM or a capable libkrun, run with --driver ns, SBX_DRIVER=ns or project { driver = \"ns\" })"
 
 func (d *krunDriver) preflightOptions(extra ...krun.PreflightOption) []krun.PreflightOption {
 	opts := []krun.PreflightOption{krun.WithLibrary(d.libOptions()...)}
@@ -52,64 +58,162 @@ func (d *krunDriver) preflightOptions(extra ...krun.PreflightOption) []krun.Pref
 	return append(opts, extra...)
 }
 
-// Validate checks that the loaded libkrun can do what the sandbox asks.
+// krunControlPort is the guest vsock port of the init's control socket.
+const krunControlPort = 1024
+
+// Validate checks that the loaded libkrun can do what the sandbox asks, naming what is
+// missing; a scope is never widened.
 func (d *krunDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	if u := s.Process.User; u != "" && u != "root" && u != "0" && u != "0:0" {
-		return fmt.Errorf("sandbox %s: the krun driver cannot run the workload as user %q yet (libkrun starts it as root): drop user, or use --driver ns", s.Name, u)
+	lib, err := krun.Open(d.libOptions()...)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w\n%s", s.Name, err, krunAlternative)
 	}
-	for _, p := range s.Ports {
-		if p.Protocol == spec.UDP {
-			return fmt.Errorf("sandbox %s: libkrun maps TCP ports only; drop the udp port or use --driver ns", s.Name)
+	defer lib.Close()
+	if err := d.scopeProblem(lib, s); err != nil {
+		return fmt.Errorf("sandbox %s: %w", s.Name, err)
+	}
+	for _, m := range s.Mounts {
+		if fi, err := os.Stat(m.Source); err == nil && !fi.IsDir() {
+			return fmt.Errorf("sandbox %s: mount %s: libkrun shares directories only (virtio-fs), not the file %s; mount its directory, or use --driver ns", s.Name, m.Target, m.Source)
 		}
 	}
-	if len(s.Mounts) > 0 {
-		return fmt.Errorf("sandbox %s: the krun driver cannot mount shares yet; drop the mounts or use --driver ns", s.Name)
-	}
-	cfg, err := d.vmConfig(s, filepath.Join(s.Dir, "console.fifo"))
+	cfg, err := d.vmConfig(lib, s, filepath.Join(s.Dir, "console.fifo"))
 	if err != nil {
 		return err
 	}
-	return krun.Preflight(d.preflightOptions(krun.WithConfig(&cfg))...)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("sandbox %s: %w", s.Name, err)
+	}
+	if err := lib.Check(&cfg); err != nil {
+		return fmt.Errorf("sandbox %s: %w\n%s", s.Name, err, krunAlternative)
+	}
+	return nil
 }
 
-// vmConfig turns a run spec into the VMM child's configuration.
-func (d *krunDriver) vmConfig(s *spec.RunSpec, console string) (krun.VMConfig, error) {
+// scopeProblem says why the loaded libkrun cannot enforce the sandbox's network, if it
+// cannot. Scopes group and public (and static addresses) need a tap NIC on the project's
+// bridge; any may keep TSI; none needs neither NIC nor TSI.
+func (d *krunDriver) scopeProblem(lib *krun.Lib, s *spec.RunSpec) error {
+	scope := s.Network.Scope
+	switch {
+	case scope == spec.ScopeNone:
+		if !lib.Has("krun_disable_implicit_vsock") && !lib.Has("krun_set_tsi_scope") {
+			return fmt.Errorf("this libkrun cannot remove TSI: scope none needs krun_disable_implicit_vsock (%s); use --driver ns", krun.Since("krun_disable_implicit_vsock"))
+		}
+		if len(s.Ports) > 0 {
+			return fmt.Errorf("scope none has no network, so ports cannot be published; drop the port blocks or use another scope")
+		}
+		return nil
+	case scope == spec.ScopeAny && !s.Network.IP.IsValid():
+		for _, p := range s.Ports {
+			if p.Protocol == spec.UDP {
+				return fmt.Errorf("libkrun's TSI forwards TCP only: udp port %d needs a tap NIC, which the krun driver does not give yet; use --driver ns", p.Guest)
+			}
+		}
+		return nil
+	}
+	why := "scope " + string(scope)
+	if scope == spec.ScopeAny {
+		why = "a static IP"
+	}
+	if err := lib.NeedFunc("krun_add_net_tap"); err != nil {
+		return fmt.Errorf("this libkrun lacks krun_add_net_tap: %s needs a tap NIC (libkrun >= 1.15 with NET=1); use --driver ns", why)
+	}
+	if err := lib.NeedFeature(krun.FeatureNet); err != nil {
+		return fmt.Errorf("this libkrun was built without NET: %s needs krun_add_net_tap (libkrun >= 1.15 with NET=1); use --driver ns", why)
+	}
+	return fmt.Errorf("%s needs a tap NIC on the project's bridge, which the krun driver does not set up yet; use --driver ns", why)
+}
+
+// vmConfig turns a run spec into the VMM child's configuration. Nothing the user wrote goes
+// to libkrun's argv or environment: the init reads it from its config file.
+func (d *krunDriver) vmConfig(lib *krun.Lib, s *spec.RunSpec, console string) (krun.VMConfig, error) {
+	w := writableDir(s.Dir)
 	cfg := krun.VMConfig{
-		LogLevel:      krun.LogWarn,
-		CPUs:          uint8(s.Resources.CPUs),
-		MemoryMiB:     uint32(s.Resources.MemoryMiB),
-		Workdir:       s.Process.Workdir,
-		ExecPath:      s.Process.Argv[0],
-		Argv:          s.Process.Argv[1:],
-		Env:           append([]string{}, s.Process.Env...),
+		LogLevel:  krun.LogWarn,
+		CPUs:      uint8(s.Resources.CPUs),
+		MemoryMiB: uint32(s.Resources.MemoryMiB),
+		Overlay: &krun.Overlay{
+			// The image's layers, the init layer above them (so no image hides the init), the
+			// sandbox's writable layer on top.
+			Lower:         append(append([]string{}, s.Image.Layers...), krunInitLayer(s.Dir)),
+			Upper:         filepath.Join(w, "root"),
+			Work:          filepath.Join(w, "work"),
+			Merged:        filepath.Join(s.Dir, "rootfs"),
+			PreferLibkrun: true,
+		},
+		ExecPath:      sbxinit.InitPath,
+		Argv:          []string{},
+		Env:           []string{},
 		ConsoleOutput: console,
 	}
+	for i := range s.Mounts {
+		cfg.Mounts = append(cfg.Mounts, krun.Mount{Tag: krunShareTag(i), HostPath: s.Mounts[i].Source})
+	}
 	switch s.Network.Scope {
-	case "none":
+	case spec.ScopeNone:
 		cfg.Net.Mode = krun.NetNone
-	case "any":
+	default:
 		cfg.Net.PortMap = []krun.PortMapping{} // nothing published unless declared
 		for _, p := range s.Ports {
 			cfg.Net.PortMap = append(cfg.Net.PortMap, krun.PortMapping{Host: uint16(p.Host), Guest: uint16(p.Guest)})
 		}
-	default:
-		return cfg, fmt.Errorf("sandbox %s: the krun driver cannot enforce network scope %s yet: use scope any or none, or --driver ns", s.Name, s.Network.Scope)
 	}
-	// The image's layers read-only, the sandbox's writable layer on top.
-	w := writableDir(s.Dir)
-	cfg.Overlay = &krun.Overlay{
-		Lower:  append([]string{}, s.Image.Layers...),
-		Upper:  filepath.Join(w, "root"),
-		Work:   filepath.Join(w, "work"),
-		Merged: filepath.Join(s.Dir, "rootfs"),
-	}
-	for _, r := range s.Resources.Rlimits {
-		cfg.Rlimits = append(cfg.Rlimits, krun.Rlimit{Resource: r.Resource, Cur: r.Soft, Max: r.Hard})
+	if lib.Has("krun_add_vsock_port2") {
+		cfg.VsockPorts = []krun.VsockPort{{Port: krunControlPort, Path: filepath.Join(s.Dir, "ctl.sock"), Listen: true}}
 	}
 	return cfg, nil
+}
+
+func krunShareTag(i int) string       { return "sbx" + strconv.Itoa(i) }
+func krunInitLayer(dir string) string { return filepath.Join(dir, "init-layer") }
+
+// initConfig is the init's run config for the sandbox.
+func krunInitConfig(s *spec.RunSpec) sbxinit.Config {
+	c := sbxinit.Config{
+		Version: sbxinit.Version,
+		Process: sbxinit.Process{
+			Argv: s.Process.Argv,
+			Env:  s.Process.Env,
+			Cwd:  s.Process.Workdir,
+			User: sbxinit.User{Spec: s.Process.User},
+		},
+		Hostname: s.Process.Hostname,
+		Control: sbxinit.Control{
+			VsockPort: krunControlPort,
+			// The stand-in libkrun reaches guest vsock port P at this unix socket.
+			UnixPath: sbxinit.ControlDir + "/vsock-" + strconv.Itoa(krunControlPort) + ".sock",
+		},
+	}
+	for _, r := range s.Resources.Rlimits {
+		c.Rlimits = append(c.Rlimits, sbxinit.Rlimit{Name: r.Name, Resource: r.Resource, Soft: r.Soft, Hard: r.Hard})
+	}
+	for i, m := range s.Mounts {
+		c.Mounts = append(c.Mounts, sbxinit.Mount{Type: sbxinit.Virtiofs, Source: krunShareTag(i), Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	return c
+}
+
+// writeInitLayer (re)creates the sandbox's init layer: the init program and its config.
+func writeInitLayer(s *spec.RunSpec) error {
+	dir := krunInitLayer(s.Dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("init layer: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("init layer: %w", err)
+	}
+	bin, err := sbxinit.FindInit()
+	if err != nil {
+		return err
+	}
+	if err := sbxinit.InstallInit(dir, bin); err != nil {
+		return err
+	}
+	return sbxinit.WriteConfig(dir, krunInitConfig(s))
 }
 
 func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writer) (Instance, error) {
@@ -131,27 +235,39 @@ func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writ
 
 	copied := make(chan struct{})
 	go func() { _, _ = io.Copy(console, rd); close(copied) }()
-	cfg, err := d.vmConfig(s, fifo)
-	if err == nil {
-		for _, dir := range []string{cfg.Overlay.Upper, cfg.Overlay.Work, cfg.Overlay.Merged} {
-			if err = os.MkdirAll(dir, 0o700); err != nil {
-				break
-			}
+	fail := func(err error) (Instance, error) {
+		rd.Close()
+		_ = os.Remove(fifo)
+		return nil, err
+	}
+	lib, err := krun.Open(d.libOptions()...)
+	if err != nil {
+		return fail(fmt.Errorf("sandbox %s: %w\n%s", s.Name, err, krunAlternative))
+	}
+	cfg, err := d.vmConfig(lib, s, fifo)
+	lib.Close()
+	if err != nil {
+		return fail(err)
+	}
+	// The writable layer's top directory is the guest's /: it must be traversable by every
+	// user, as / is.
+	for _, dir := range []string{cfg.Overlay.Upper, cfg.Overlay.Work, cfg.Overlay.Merged} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fail(fmt.Errorf("sandbox %s: %w", s.Name, err))
 		}
 	}
-	if err != nil {
-		rd.Close()
-		_ = os.Remove(fifo)
-		return nil, err
+	if err := os.Chmod(cfg.Overlay.Upper, 0o755); err != nil {
+		return fail(fmt.Errorf("sandbox %s: %w", s.Name, err))
 	}
-	env := os.Environ()
+	if err := writeInitLayer(s); err != nil {
+		return fail(fmt.Errorf("sandbox %s: %w", s.Name, err))
+	}
 	child, err := krun.Spawn(ctx, []string{d.exe, KrunChildCommand}, cfg,
-		krun.WithChildOutput(console, console), krun.WithChildEnv(env),
+		krun.WithChildOutput(console, nil), krun.WithChildEnv(os.Environ()),
+		krun.WithChildLog(filepath.Join(s.Dir, "vmm.log")),
 		krun.WithStopTimeout(max(s.StopTimeout, time.Second)))
 	if err != nil {
-		rd.Close()
-		_ = os.Remove(fifo)
-		return nil, err
+		return fail(err)
 	}
 	return &krunInstance{spec: s, child: child, fifo: rd, fifoPath: fifo, copied: copied}, nil
 }
@@ -223,12 +339,17 @@ func (i *krunInstance) Wait(ctx context.Context) (Exit, error) {
 		<-i.copied
 	})
 	ex := Exit{Code: i.child.ExitCode(), At: time.Now()}
-	var exitErr interface{ Sys() any }
-	if errors.As(err, &exitErr) {
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			ex.Code, ex.Signal = -1, unix.SignalName(ws.Signal())
+	var ee *krun.ExitError
+	switch {
+	case errors.As(err, &ee):
+		if ee.Signal != 0 {
+			ex.Code, ex.Signal = -1, unix.SignalName(ee.Signal)
 		}
-	} else if err != nil {
+		if ee.Summary != "" {
+			// libkrun itself failed (an abort, no KVM): one line, the rest is in vmm.log.
+			ex.Err = ee.Summary
+		}
+	case err != nil:
 		ex.Err = err.Error()
 	}
 	return ex, nil
