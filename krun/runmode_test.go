@@ -3,11 +3,15 @@
 package krun_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -165,5 +169,104 @@ func assertNoMount(t *testing.T, dir string) {
 	}
 	if strings.Contains(string(b), dir) {
 		t.Errorf("a mount under %s is left on the host:\n%s", dir, b)
+	}
+}
+
+// TestRunModeTap: a tap NIC reaches the host with real packets. The host tap (as a caller
+// would put on a bridge) gets the host's address; the guest configures eth0, which the
+// stand-in connects to the tap as libkrun's virtio-net would, and pings the host.
+func TestRunModeTap(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("run mode needs root (namespaces, mounts, tap devices)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2")
+	}
+	n := os.Getpid() % 250
+	tap := "krt" + strconv.Itoa(os.Getpid()%100000)
+	host, guest := fmt.Sprintf("10.231.%d.1", n), fmt.Sprintf("10.231.%d.2", n)
+	for _, args := range [][]string{
+		{"tuntap", "add", "dev", tap, "mode", "tap"},
+		{"addr", "add", host + "/24", "dev", tap},
+		{"link", "set", tap, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", tap).Run() })
+
+	base := busyboxLayer(t)
+	for _, a := range []string{"ping"} {
+		if err := os.Symlink("busybox", filepath.Join(base, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	const mac = "02:0a:e7:00:00:02"
+	cfg := krun.VMConfig{
+		CPUs: 1, MemoryMiB: 64,
+		Root:     base,
+		Net:      krun.Net{Mode: krun.NetTap, Taps: []krun.Tap{{Name: tap, MAC: mac}}},
+		ExecPath: "/bin/sh",
+		Argv: []string{"-c", "ip link set eth0 up && ip addr add " + guest + "/24 dev eth0 && ip link show eth0 && " +
+			"ping -c 1 -W 5 " + host + " && echo ping-ok; ip -o link | grep -c : "},
+		Env:           []string{"PATH=/bin"},
+		ConsoleOutput: filepath.Join(dir, "console.log"),
+	}
+	child, _, err := spawnStandin(t, context.Background(), variantUpstream, cfg, "KRUN_STANDIN_RUN=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = child.Wait(context.Background())
+	out, _ := os.ReadFile(cfg.ConsoleOutput)
+	if err != nil {
+		t.Fatalf("guest: %v\n%s", err, out)
+	}
+	for _, want := range []string{"link/ether " + mac, "ping-ok", "\n2\n"} { // lo and eth0, nothing else
+		if !strings.Contains(string(out), want) {
+			t.Errorf("console lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestRunModeVsock: a listening vsock port is a host unix socket whose connections reach the
+// guest (the stand-in relays them to /.sbx/ctl/vsock-PORT.sock in the guest).
+func TestRunModeVsock(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("run mode needs root (namespaces, mounts)")
+	}
+	root := busyboxLayer(t)
+	build := exec.Command("go", "build", "-o", filepath.Join(root, "bin", "unixecho"), "./testdata/unixecho")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	hostSock := filepath.Join(dir, "ctl.sock")
+	cfg := krun.VMConfig{
+		CPUs: 1, MemoryMiB: 64,
+		Root:          root,
+		Net:           krun.Net{Mode: krun.NetNone},
+		VsockPorts:    []krun.VsockPort{{Port: 1024, Path: hostSock, Listen: true}},
+		ExecPath:      "/bin/unixecho",
+		Argv:          []string{"/.sbx/ctl/vsock-1024.sock"},
+		Env:           []string{},
+		ConsoleOutput: filepath.Join(dir, "console.log"),
+	}
+	_, _, err := spawnStandin(t, context.Background(), variantUpstream, cfg, "KRUN_STANDIN_RUN=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { b, _ := os.ReadFile(cfg.ConsoleOutput); return strings.Contains(string(b), "listening") })
+	c, err := net.Dial("unix", hostSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintln(c, "hello")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "echo: hello\n" {
+		t.Errorf("reply %q, %v", line, err)
 	}
 }

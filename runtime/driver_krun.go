@@ -76,7 +76,11 @@ func (d *krunDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 		return fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
 	for _, m := range s.Mounts {
-		if fi, err := os.Stat(m.Source); err == nil && !fi.IsDir() {
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return fmt.Errorf("sandbox %s: mount %s: %w", s.Name, m.Target, err)
+		}
+		if !fi.IsDir() {
 			return fmt.Errorf("sandbox %s: mount %s: libkrun shares directories only (virtio-fs), not the file %s; mount its directory, or use --driver ns", s.Name, m.Target, m.Source)
 		}
 	}
