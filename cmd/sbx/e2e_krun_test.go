@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // standinLib builds the checking stand-in libkrun (testdata/krun) with gcc, as flags make it
@@ -271,5 +273,69 @@ sandbox "vm" {
 	}
 	if row := p.ps()["vm"]; row.Pid != pid || row.State != "running" {
 		t.Errorf("the old sandbox did not keep running: %+v (pid was %d)", row, pid)
+	}
+}
+
+// TestE2EKrunAbortIsOneLine: a libkrun that aborts (here as without KVM) shows as one clear
+// line in the sandbox's log, not a Rust or Go dump; the dump stays in vmm.log.
+func TestE2EKrunAbortIsOneLine(t *testing.T) {
+	lib := standinLib(t, "-DSTANDIN_UPSTREAM")
+	p := newProject(t, `
+sandbox "vm" {
+  image   = "IMAGE"
+  command = ["sleep", "3600"]
+  network { scope = "none" }
+}
+`)
+	krunEnv(t, lib)
+	t.Setenv("KRUN_STANDIN_ABORT", "kvm")
+	p.sbxDriver("krun", "up")
+	deadline := time.Now().Add(20 * time.Second)
+	for p.ps()["vm"].State == "running" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := p.ps()["vm"].State; st != "exited" {
+		t.Errorf("state %q, want exited", st)
+	}
+	logs := p.sbxDriver("krun", "logs", "vm").stdout
+	if !strings.Contains(logs, "libkrun could not open KVM") {
+		t.Errorf("logs lack the one-line reason:\n%s", logs)
+	}
+	for _, dump := range []string{"goroutine", "SIGABRT", "RUST_BACKTRACE"} {
+		if strings.Contains(logs, dump) {
+			t.Errorf("logs hold a dump (%s):\n%s", dump, logs)
+		}
+	}
+	vmm, _ := os.ReadFile(filepath.Join(p.dir, ".sbx", "sandboxes", "vm", "vmm.log"))
+	if !strings.Contains(string(vmm), "panicked at") {
+		t.Errorf("vmm.log lacks the panic:\n%s", vmm)
+	}
+}
+
+// TestE2EKrunKillLeavesNoMount: kill -9 of the VMM child leaves no mount of the sandbox's
+// root on the host: the overlay lives in the child's own mount namespace.
+func TestE2EKrunKillLeavesNoMount(t *testing.T) {
+	lib := standinLib(t, "-DSTANDIN_UPSTREAM")
+	p := newProject(t, `
+sandbox "vm" {
+  image   = "IMAGE"
+  command = ["sleep", "3600"]
+  network { scope = "none" }
+}
+`)
+	krunEnv(t, lib)
+	if r := p.sbxDriver("krun", "up"); r.code != 0 {
+		t.Fatalf("up: %s\n%s", r.stdout, r.stderr)
+	}
+	pid := p.ps()["vm"].Pid
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", pid, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), p.dir) {
+		t.Errorf("mounts left after kill -9 of the VMM child:\n%s", b)
 	}
 }
