@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/sbx-dev/sbx/krun"
 	"github.com/sbx-dev/sbx/lang"
+	"github.com/sbx-dev/sbx/runtime/nsnet"
 	"github.com/sbx-dev/sbx/runtime/sbxinit"
 	"github.com/sbx-dev/sbx/runtime/spec"
 )
@@ -84,7 +86,7 @@ func (d *krunDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 			return fmt.Errorf("sandbox %s: mount %s: libkrun shares directories only (virtio-fs), not the file %s; mount its directory, or use --driver ns", s.Name, m.Target, m.Source)
 		}
 	}
-	cfg, err := d.vmConfig(lib, s, filepath.Join(s.Dir, "console.fifo"))
+	cfg, err := d.vmConfig(lib, s, filepath.Join(s.Dir, "console.fifo"), nil)
 	if err != nil {
 		return err
 	}
@@ -111,6 +113,8 @@ func (d *krunDriver) scopeProblem(lib *krun.Lib, s *spec.RunSpec) error {
 			return fmt.Errorf("scope none has no network, so ports cannot be published; drop the port blocks or use another scope")
 		}
 		return nil
+	case useTap(lib, s) && os.Geteuid() == 0:
+		return nil
 	case scope == spec.ScopeAny && !s.Network.IP.IsValid():
 		for _, p := range s.Ports {
 			if p.Protocol == spec.UDP {
@@ -129,12 +133,22 @@ func (d *krunDriver) scopeProblem(lib *krun.Lib, s *spec.RunSpec) error {
 	if err := lib.NeedFeature(krun.FeatureNet); err != nil {
 		return fmt.Errorf("this libkrun was built without NET: %s needs krun_add_net_tap (libkrun >= 1.15 with NET=1); use --driver ns", why)
 	}
-	return fmt.Errorf("%s needs a tap NIC on the project's bridge, which the krun driver does not set up yet; use --driver ns", why)
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%s needs a tap device on the project's bridge, which only root can create; run sbx as root or use --driver ns", why)
+	}
+	return nil
+}
+
+// useTap reports whether the sandbox gets a tap NIC: every scope but none, where the library
+// can (NET). Without NET, scope any keeps TSI (scopeProblem refuses the rest).
+func useTap(lib *krun.Lib, s *spec.RunSpec) bool {
+	return s.Network.Scope != spec.ScopeNone && lib.Has("krun_add_net_tap") && lib.NeedFeature(krun.FeatureNet) == nil
 }
 
 // vmConfig turns a run spec into the VMM child's configuration. Nothing the user wrote goes
 // to libkrun's argv or environment: the init reads it from its config file.
-func (d *krunDriver) vmConfig(lib *krun.Lib, s *spec.RunSpec, console string) (krun.VMConfig, error) {
+// tap is the sandbox's tap device, or nil for TSI or no network.
+func (d *krunDriver) vmConfig(lib *krun.Lib, s *spec.RunSpec, console string, tap *nsnet.Handle) (krun.VMConfig, error) {
 	w := writableDir(s.Dir)
 	cfg := krun.VMConfig{
 		LogLevel:  krun.LogWarn,
@@ -157,9 +171,16 @@ func (d *krunDriver) vmConfig(lib *krun.Lib, s *spec.RunSpec, console string) (k
 	for i := range s.Mounts {
 		cfg.Mounts = append(cfg.Mounts, krun.Mount{Tag: krunShareTag(i), HostPath: s.Mounts[i].Source})
 	}
-	switch s.Network.Scope {
-	case spec.ScopeNone:
+	switch {
+	case s.Network.Scope == spec.ScopeNone:
 		cfg.Net.Mode = krun.NetNone
+	case useTap(lib, s):
+		// Validate has no tap yet: a placeholder of the same shape.
+		name, mac := "sbxtap", "02:00:00:00:00:01"
+		if tap != nil {
+			name, mac = tap.TapName(), tap.MAC().String()
+		}
+		cfg.Net = krun.Net{Mode: krun.NetTap, Taps: []krun.Tap{{Name: name, MAC: mac}}}
 	default:
 		cfg.Net.PortMap = []krun.PortMapping{} // nothing published unless declared
 		for _, p := range s.Ports {
@@ -176,7 +197,7 @@ func krunShareTag(i int) string       { return "sbx" + strconv.Itoa(i) }
 func krunInitLayer(dir string) string { return filepath.Join(dir, "init-layer") }
 
 // initConfig is the init's run config for the sandbox.
-func krunInitConfig(s *spec.RunSpec) sbxinit.Config {
+func krunInitConfig(s *spec.RunSpec, tap *nsnet.Handle, dns bool) sbxinit.Config {
 	c := sbxinit.Config{
 		Version: sbxinit.Version,
 		Process: sbxinit.Process{
@@ -198,11 +219,21 @@ func krunInitConfig(s *spec.RunSpec) sbxinit.Config {
 	for i, m := range s.Mounts {
 		c.Mounts = append(c.Mounts, sbxinit.Mount{Type: sbxinit.Virtiofs, Source: krunShareTag(i), Target: m.Target, ReadOnly: m.ReadOnly})
 	}
+	if tap != nil {
+		n := &sbxinit.Network{Interface: "eth0", Address: tap.Prefix(), Gateway: tap.DefaultRoute(), MTU: tap.MTU()}
+		if dns {
+			n.DNS = []netip.Addr{tap.DNS()}
+		}
+		for _, name := range sortedKeys(s.Network.Peers) {
+			n.Hosts = append(n.Hosts, sbxinit.Host{Name: name, Addr: s.Network.Peers[name]})
+		}
+		c.Network = n
+	}
 	return c
 }
 
 // writeInitLayer (re)creates the sandbox's init layer: the init program and its config.
-func writeInitLayer(s *spec.RunSpec) error {
+func writeInitLayer(s *spec.RunSpec, tap *nsnet.Handle, dns bool) error {
 	dir := krunInitLayer(s.Dir)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("init layer: %w", err)
@@ -217,10 +248,10 @@ func writeInitLayer(s *spec.RunSpec) error {
 	if err := sbxinit.InstallInit(dir, bin); err != nil {
 		return err
 	}
-	return sbxinit.WriteConfig(dir, krunInitConfig(s))
+	return sbxinit.WriteConfig(dir, krunInitConfig(s, tap, dns))
 }
 
-func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writer) (Instance, error) {
+func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writer) (_ Instance, err error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -236,62 +267,94 @@ func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writ
 	if err != nil {
 		return nil, fmt.Errorf("console fifo: %w", err)
 	}
+	inst := &krunInstance{d: d, spec: s, fifo: rd, fifoPath: fifo, copied: make(chan struct{})}
+	go func() { _, _ = io.Copy(console, rd); close(inst.copied) }()
+	defer func() {
+		if err != nil {
+			_ = inst.Close(context.WithoutCancel(ctx))
+		}
+	}()
 
-	copied := make(chan struct{})
-	go func() { _, _ = io.Copy(console, rd); close(copied) }()
-	fail := func(err error) (Instance, error) {
-		rd.Close()
-		_ = os.Remove(fifo)
-		return nil, err
-	}
 	lib, err := krun.Open(d.libOptions()...)
 	if err != nil {
-		return fail(fmt.Errorf("sandbox %s: %w\n%s", s.Name, err, krunAlternative))
+		return nil, fmt.Errorf("sandbox %s: %w\n%s", s.Name, err, krunAlternative)
 	}
-	cfg, err := d.vmConfig(lib, s, fifo)
-	lib.Close()
+	defer lib.Close()
+	if useTap(lib, s) {
+		// The same bridge, firewall scope rules, proxies and DNS forwarder as the ns driver;
+		// the VMM attaches the tap to the guest's NIC.
+		inst.netUp = true // SetupTap may have made part of it before failing
+		h, err := nsnet.SetupTap(ctx, nsnet.Net{
+			Project: s.Project, Name: s.Name, Scope: string(s.Network.Scope), Group: s.Network.Group,
+			Subnet: s.Network.Subnet, IP: s.Network.IP,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
+		inst.handle = h
+		if err := inst.publish(); err != nil {
+			return nil, err
+		}
+		inst.serveDNS(console)
+	}
+	cfg, err := d.vmConfig(lib, s, fifo, inst.handle)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	// The writable layer's top directory is the guest's /: it must be traversable by every
 	// user, as / is.
 	for _, dir := range []string{cfg.Overlay.Upper, cfg.Overlay.Work, cfg.Overlay.Merged} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fail(fmt.Errorf("sandbox %s: %w", s.Name, err))
+			return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
 		}
 	}
 	if err := os.Chmod(cfg.Overlay.Upper, 0o755); err != nil {
-		return fail(fmt.Errorf("sandbox %s: %w", s.Name, err))
+		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
-	if err := writeInitLayer(s); err != nil {
-		return fail(fmt.Errorf("sandbox %s: %w", s.Name, err))
+	if err := writeInitLayer(s, inst.handle, inst.dns != nil); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
 	child, err := krun.Spawn(ctx, []string{d.exe, KrunChildCommand}, cfg,
 		krun.WithChildOutput(console, nil), krun.WithChildEnv(os.Environ()),
 		krun.WithChildLog(filepath.Join(s.Dir, "vmm.log")),
 		krun.WithStopTimeout(max(s.StopTimeout, time.Second)))
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
-	return &krunInstance{spec: s, child: child, fifo: rd, fifoPath: fifo, copied: copied}, nil
+	inst.child = child
+	return inst, nil
 }
 
-// Cleanup removes the console FIFO: the VMM child dies with its supervisor (Pdeathsig) and
-// holds nothing else outside its process.
+// Cleanup removes what a Start of s left when its instance was never closed: the console
+// FIFO and the network (tap, rules). The VMM child dies with its supervisor (Pdeathsig) and
+// its root's mount with the child's mount namespace.
 func (d *krunDriver) Cleanup(ctx context.Context, s *spec.RunSpec) error {
-	err := os.Remove(filepath.Join(s.Dir, "console.fifo"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	var errs []error
+	if err := os.Remove(filepath.Join(s.Dir, "console.fifo")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	errs = append(errs, nsnet.Teardown(ctx, s.Project, s.Name))
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("clean up after sandbox %s: %w", s.Name, err)
 	}
 	return nil
 }
 
 type krunInstance struct {
+	d        *krunDriver
 	spec     *spec.RunSpec
 	child    *krun.Child
 	fifo     *os.File
 	fifoPath string
 	copied   chan struct{}
+
+	handle *nsnet.Handle // the sandbox's tap network, nil for TSI or none
+	netUp  bool          // SetupTap ran: Close tears the network down
+
+	mu      sync.Mutex
+	proxies []*nsnet.Proxy
+	dns     *nsnet.DNSForwarder
+	cancel  context.CancelFunc // stops the proxies
 
 	closeOnce sync.Once
 	drainOnce sync.Once
@@ -300,8 +363,12 @@ type krunInstance struct {
 func (i *krunInstance) Pid() int                   { return i.child.Pid() }
 func (i *krunInstance) Signal(sig os.Signal) error { return i.child.Signal(sig) }
 
-// DialGuest is not possible through TSI: a guest port is only reachable when published.
+// DialGuest connects to the guest's port at its address on the tap network. Through TSI (no
+// NET) only a published port can be reached.
 func (i *krunInstance) DialGuest(ctx context.Context, port int) (net.Conn, error) {
+	if i.handle != nil {
+		return i.handle.Dialer("tcp", port)(ctx)
+	}
 	for _, p := range i.spec.Ports {
 		if p.Guest == port && p.Protocol == spec.TCP {
 			host := p.HostIP
@@ -314,17 +381,73 @@ func (i *krunInstance) DialGuest(ctx context.Context, port int) (net.Conn, error
 			return d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(p.Host)))
 		}
 	}
-	return nil, fmt.Errorf("guest port %d is not published with a port block, so the krun driver cannot reach it", port)
+	return nil, fmt.Errorf("guest port %d is not published with a port block, and without a tap NIC (libkrun with NET) the krun driver cannot reach it", port)
 }
 
-// Close kills the VMM child if it still runs and removes the console FIFO.
+// publish starts one proxy per port (TCP and UDP): host_ip:host on the host to the guest's
+// port on the tap network.
+func (i *krunInstance) publish() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	i.cancel = cancel
+	for _, port := range i.spec.Ports {
+		proto := string(port.Protocol)
+		addr := net.JoinHostPort(port.HostIP, strconv.Itoa(port.Host))
+		px, err := nsnet.ListenProxy(ctx, proto, addr, i.handle.Dialer(proto, port.Guest), nsnet.WithLogger(i.d.log))
+		if err != nil {
+			return fmt.Errorf("publish %s/%s: %w", addr, proto, err)
+		}
+		i.proxies = append(i.proxies, px)
+		go func() { _ = px.Serve(ctx) }()
+	}
+	return nil
+}
+
+// serveDNS starts the DNS forwarder on the gateway for scopes that reach the outside.
+func (i *krunInstance) serveDNS(console io.Writer) {
+	if s := i.spec.Network.Scope; s != spec.ScopePublic && s != spec.ScopeAny {
+		return
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	f, err := nsnet.ServeDNS(context.Background(), i.handle, nsnet.DNSUpstreams(), nsnet.WithDNSLogger(i.d.log))
+	if err != nil {
+		fmt.Fprintf(console, "[sbx] warning: no DNS forwarder for this sandbox: %v\n", err)
+		return
+	}
+	i.dns = f
+}
+
+// Close kills the VMM child if it still runs, then removes the proxies, the DNS forwarder,
+// the network and the console FIFO.
 func (i *krunInstance) Close(ctx context.Context) error {
 	var err error
 	i.closeOnce.Do(func() {
-		_ = i.child.Signal(syscall.SIGKILL)
-		_ = i.child.Wait(ctx)
+		var errs []error
+		if i.child != nil {
+			_ = i.child.Signal(syscall.SIGKILL)
+			_ = i.child.Wait(ctx)
+		}
+		i.mu.Lock()
+		if i.dns != nil {
+			_ = i.dns.Close()
+		}
+		for _, px := range i.proxies {
+			_ = px.Close()
+		}
+		if i.cancel != nil {
+			i.cancel()
+		}
+		i.mu.Unlock()
+		if i.netUp {
+			errs = append(errs, nsnet.Teardown(ctx, i.spec.Project, i.spec.Name))
+		}
 		i.fifo.Close()
 		if e := os.Remove(i.fifoPath); e != nil && !errors.Is(e, os.ErrNotExist) {
+			errs = append(errs, e)
+		}
+		if e := errors.Join(errs...); e != nil {
 			err = fmt.Errorf("release sandbox %s: %w", i.spec.Name, e)
 		}
 	})

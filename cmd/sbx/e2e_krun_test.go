@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sbx-dev/sbx/runtime"
+	"github.com/sbx-dev/sbx/runtime/nsnet"
 )
 
 // standinLib builds the checking stand-in libkrun (testdata/krun) with gcc, as flags make it
@@ -338,4 +343,140 @@ sandbox "vm" {
 	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), p.dir) {
 		t.Errorf("mounts left after kill -9 of the VMM child:\n%s", b)
 	}
+}
+
+// TestE2EKrunGroupNetwork: krun sandboxes get tap NICs on the project's bridge (libkrun with
+// NET): a static IP, a published TCP port, a tcp ready probe on the guest, a peer of the
+// group reaching it by name, and a scope none sandbox with nothing but lo.
+func TestE2EKrunGroupNetwork(t *testing.T) {
+	lib := standinLib(t, "-DSTANDIN_UPSTREAM")
+	n := os.Getpid() % 200
+	port := 18400 + n
+	site := t.TempDir()
+	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("served by krun\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := newProject(t, fmt.Sprintf(`
+project {
+  name   = "e2ekrunnet%d"
+  driver = "krun"
+}
+
+network "lan" {
+  subnet = "10.97.%d.0/24"
+}
+
+sandbox "web" {
+  image   = "IMAGE"
+  command = ["httpd", "-f", "-p", "8080", "-h", "/srv"]
+  mount {
+    source    = %q
+    target    = "/srv"
+    read_only = true
+  }
+  port {
+    host  = %d
+    guest = 8080
+  }
+  network {
+    scope = "group"
+    group = network.lan
+    ip    = "10.97.%d.10"
+  }
+  ready {
+    tcp = 8080
+  }
+}
+
+sandbox "peer" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "timeout 5 wget -q -O - http://web:8080/ && echo peer-reached-web; exec sleep 3600"]
+  network {
+    scope = "group"
+    group = network.lan
+  }
+}
+
+sandbox "loner" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo links=$(ip -o link | wc -l); timeout 3 wget -q -O - http://10.97.%d.10:8080/ && echo loner-reached-web || echo loner-isolated; exec sleep 3600"]
+  network {
+    scope = "none"
+  }
+}
+`, n, n, site, port, n, n))
+	krunEnv(t, lib)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", p.sbxDriver("krun", "logs").stdout)
+		}
+	})
+	if r := p.sbxDriver("krun", "up"); r.code != 0 {
+		t.Fatalf("up: %s\n%s", r.stdout, r.stderr)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if body, err := httpGet(url); err != nil || body != "served by krun\n" {
+		t.Fatalf("GET %s = %q, %v", url, body, err)
+	}
+	p.eventually("peer and loner report", func() bool {
+		logs := p.sbxDriver("krun", "logs").stdout
+		return strings.Contains(logs, "peer-reached-web") && strings.Contains(logs, "loner-")
+	})
+	logs := p.sbxDriver("krun", "logs").stdout
+	for _, want := range []string{"peer-reached-web", "loner-isolated", "links=1"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+	if r := p.sbxDriver("krun", "down"); r.code != 0 {
+		t.Fatalf("down: %s\n%s", r.stdout, r.stderr)
+	}
+	if res, err := nsnet.List(context.Background(), runtime.ProjectID(fmt.Sprintf("e2ekrunnet%d", n), p.dir)); err != nil || !res.Empty() {
+		t.Errorf("network resources left after down: %+v %v", res, err)
+	}
+	if _, err := httpGet(url); err == nil {
+		t.Errorf("port %d still answers after down", port)
+	}
+}
+
+// TestE2EKrunPublicScopeBlocksPrivateHosts: scope public on a tap NIC cannot reach a private
+// host the test owns, while scope any can (the same nftables rules as the ns driver).
+func TestE2EKrunPublicScopeBlocksPrivateHosts(t *testing.T) {
+	lib := standinLib(t, "-DSTANDIN_UPSTREAM")
+	_, _ = e2eSetup(t)
+	url := testHost(t)
+	p := newProject(t, fmt.Sprintf(`
+project {
+  name   = "e2ekrunpub%d"
+  driver = "krun"
+}
+
+sandbox "pub" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "sleep 0.5; timeout 3 wget -q -O - %s && echo pub-reached || echo pub-blocked; exec sleep 3600"]
+  network { scope = "public" }
+}
+
+sandbox "anyone" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "sleep 0.5; timeout 3 wget -q -O - %s && echo any-reached || echo any-blocked; exec sleep 3600"]
+  network { scope = "any" }
+}
+`, os.Getpid()%100000, url, url))
+	krunEnv(t, lib)
+	if r := p.sbxDriver("krun", "up"); r.code != 0 {
+		t.Fatalf("up: %s\n%s", r.stdout, r.stderr)
+	}
+	p.eventually("both tried", func() bool {
+		logs := p.sbxDriver("krun", "logs").stdout
+		return strings.Contains(logs, "pub-") && strings.Contains(logs, "any-")
+	})
+	logs := p.sbxDriver("krun", "logs").stdout
+	if !strings.Contains(logs, "pub-blocked") {
+		t.Errorf("a public sandbox reached a private address:\n%s", logs)
+	}
+	if !strings.Contains(logs, "any-reached") {
+		t.Errorf("an any sandbox could not reach the test host (so the check above proves nothing):\n%s", logs)
+	}
+	p.sbxDriver("krun", "down")
 }
