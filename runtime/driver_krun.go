@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -255,6 +257,12 @@ func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writ
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
+	if err := krunFindProgram(s); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
+	}
 	// libkrun writes the console to a file path: give it a FIFO and copy from it, so the
 	// console goes through the same rotating, timestamped log as every driver's.
 	fifo := filepath.Join(s.Dir, "console.fifo")
@@ -480,4 +488,48 @@ func (i *krunInstance) Wait(ctx context.Context) (Exit, error) {
 		ex.Err = err.Error()
 	}
 	return ex, nil
+}
+
+// krunFindProgram checks that the payload's program is in the sandbox's root, so that a
+// missing one fails Start (the init would only find out inside the guest, after Start). It
+// looks through the writable layer and the image's layers, top first, and the PATH of the
+// payload's environment for a bare name; a program under a mount target is not checked.
+func krunFindProgram(s *spec.RunSpec) error {
+	prog := s.Process.Argv[0]
+	for _, m := range s.Mounts {
+		if strings.HasPrefix(prog, strings.TrimSuffix(m.Target, "/")+"/") {
+			return nil
+		}
+	}
+	var cands []string
+	if strings.Contains(prog, "/") {
+		cands = []string{path.Join(s.Process.Workdir, prog)}
+		if path.IsAbs(prog) {
+			cands = []string{prog}
+		}
+	} else {
+		dirs := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+		for _, e := range s.Process.Env {
+			if v, ok := strings.CutPrefix(e, "PATH="); ok {
+				dirs = v
+			}
+		}
+		for _, d := range filepath.SplitList(dirs) {
+			if path.IsAbs(d) {
+				cands = append(cands, path.Join(d, prog))
+			}
+		}
+	}
+	roots := []string{filepath.Join(writableDir(s.Dir), "root")}
+	for i := len(s.Image.Layers) - 1; i >= 0; i-- {
+		roots = append(roots, s.Image.Layers[i])
+	}
+	for _, c := range cands {
+		for _, r := range roots {
+			if _, err := os.Lstat(filepath.Join(r, c)); err == nil {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("sandbox %s: %s: no such program in the image", s.Name, prog)
 }
