@@ -41,7 +41,7 @@ var initOnce sync.Once
 // krunEnv makes the krun driver run for real without KVM: the stand-in libkrun in run mode
 // (it enters the root and execs the init), sbx's own /dev/kvm check skipped, and sbx-init
 // built next to the sbx under test.
-func krunEnv(t *testing.T, lib string) {
+func krunEnv(t testing.TB, lib string) {
 	t.Helper()
 	bin := sbxBinary(t)
 	initOnce.Do(func() {
