@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -66,6 +67,6 @@ func mountOverlay(o *Overlay) error {
 	return nil
 }
 
-// ownMountNamespace is the clone flag that gives the VMM child its own mount
-// namespace for an overlay root.
-const ownMountNamespace = unix.CLONE_NEWNS
+// ownMountNamespace gives the VMM child its own mount namespace, for an
+// overlay root.
+func ownMountNamespace(a *syscall.SysProcAttr) { a.Cloneflags |= unix.CLONE_NEWNS }

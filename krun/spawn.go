@@ -147,7 +147,7 @@ func Spawn(ctx context.Context, argv []string, cfg VMConfig, opts ...SpawnOption
 	if cfg.Overlay != nil {
 		// The overlay root is mounted in the child's own mount namespace,
 		// so it ends with the child whatever kills it.
-		cmd.SysProcAttr.Cloneflags |= ownMountNamespace
+		ownMountNamespace(cmd.SysProcAttr)
 	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = o.stopTimeout

@@ -253,7 +253,7 @@ sandbox "s" {
 // TestE2EReplaceThatCannotRunKeepsTheOld edits a running sandbox into a spec the driver
 // refuses: up fails before stopping anything, and the old sandbox keeps running.
 func TestE2EReplaceThatCannotRunKeepsTheOld(t *testing.T) {
-	lib := standinLib(t)
+	lib := standinLib(t, "-DSTANDIN_UPSTREAM", "-DSTANDIN_NO_NET") // TSI: TCP ports only
 	src := `
 sandbox "vm" {
   image   = "IMAGE"
