@@ -220,5 +220,5 @@ func configureChild(ctx context.Context, stdin io.Reader, opts []Option) (*Ctx, 
 			return nil, err
 		}
 	}
-	return lib.Configure(&cfg)
+	return lib.configureChecked(&cfg)
 }

@@ -367,6 +367,11 @@ func (l *Lib) Configure(cfg *VMConfig) (*Ctx, error) {
 	if err := l.Check(cfg); err != nil {
 		return nil, err
 	}
+	return l.configureChecked(cfg)
+}
+
+// configureChecked is Configure for a config already validated and checked.
+func (l *Lib) configureChecked(cfg *VMConfig) (*Ctx, error) {
 	if !l.logLevel {
 		if err := l.SetLogLevel(cfg.LogLevel); err != nil {
 			return nil, err

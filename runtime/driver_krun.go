@@ -79,6 +79,9 @@ func (d *krunDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 	if err := d.scopeProblem(lib, s); err != nil {
 		return fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
+	if os.Geteuid() != 0 && !lib.Has("krun_set_overlayfs_root") {
+		return fmt.Errorf("sandbox %s: on upstream libkrun, sbx assembles the root from the image's layers with overlayfs in a mount namespace of the VMM's own, which needs root: run sbx as root, install microsandbox's libkrun fork (krun_set_overlayfs_root), or use --driver ns", s.Name)
+	}
 	for _, m := range s.Mounts {
 		fi, err := os.Stat(m.Source)
 		if err != nil {
