@@ -1,18 +1,34 @@
 package main
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/sbx-dev/sbx/runtime"
 	"github.com/sbx-dev/sbx/runtime/nsnet"
@@ -477,6 +493,136 @@ sandbox "anyone" {
 	}
 	if !strings.Contains(logs, "any-reached") {
 		t.Errorf("an any sandbox could not reach the test host (so the check above proves nothing):\n%s", logs)
+	}
+	p.sbxDriver("krun", "down")
+}
+
+// TestE2EKrunRegistryAndShellless runs, through the krun driver, a registry image and a
+// shell-less image (one static program, no /bin/sh) that serves a published UDP port.
+func TestE2EKrunRegistryAndShellless(t *testing.T) {
+	lib := standinLib(t, "-DSTANDIN_UPSTREAM")
+	_, imgDir := e2eSetup(t)
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	lp, err := layout.FromPath(imgDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	busybox, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(repo string, img v1.Image) {
+		ref, err := name.ParseReference(host+"/"+repo, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push("test/busybox:1", busybox)
+
+	// The shell-less image: /udpecho and nothing else.
+	bin := filepath.Join(t.TempDir(), "udpecho")
+	build := exec.Command("go", "build", "-o", bin, "../../krun/testdata/udpecho")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build udpecho: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	if err := tw.WriteHeader(&tar.Header{Name: "udpecho", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(tb.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", goruntime.GOARCH
+	cf.Config.Entrypoint = []string{"/udpecho"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	push("test/udpecho:1", img)
+
+	udpPort := 18600 + os.Getpid()%200
+	p := newProject(t, fmt.Sprintf(`
+project { driver = "krun" }
+
+sandbox "reg" {
+  image   = "%s/test/busybox:1"
+  command = ["sh", "-c", "echo registry-image-runs; exec sleep 3600"]
+  network { scope = "none" }
+}
+
+sandbox "udp" {
+  image   = "%s/test/udpecho:1"
+  command = [":5353"]
+  port {
+    host     = %d
+    guest    = 5353
+    protocol = "udp"
+  }
+  network { scope = "any" }
+}
+`, host, host, udpPort))
+	krunEnv(t, lib)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", p.sbxDriver("krun", "logs").stdout)
+		}
+	})
+	if r := p.sbxDriver("krun", "up"); r.code != 0 {
+		t.Fatalf("up: %s\n%s", r.stdout, r.stderr)
+	}
+	p.eventually("both report", func() bool {
+		logs := p.sbxDriver("krun", "logs").stdout
+		return strings.Contains(logs, "registry-image-runs") && strings.Contains(logs, "udpecho listening")
+	})
+	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", udpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var reply string
+	for i := 0; i < 20 && reply == ""; i++ {
+		_, _ = c.Write([]byte("ping"))
+		_ = c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		buf := make([]byte, 100)
+		if n, err := c.Read(buf); err == nil {
+			reply = string(buf[:n])
+		}
+	}
+	if reply != "echo: ping" {
+		t.Errorf("UDP reply through the published port: %q", reply)
 	}
 	p.sbxDriver("krun", "down")
 }
