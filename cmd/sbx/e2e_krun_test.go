@@ -626,3 +626,44 @@ sandbox "udp" {
 	}
 	p.sbxDriver("krun", "down")
 }
+
+// TestE2EKrunTSIWithoutNET: on a libkrun without NET, scope any keeps TSI, and a published
+// TCP port with a tcp ready probe works through libkrun's port map.
+func TestE2EKrunTSIWithoutNET(t *testing.T) {
+	lib := standinLib(t, "-DSTANDIN_UPSTREAM", "-DSTANDIN_NO_NET")
+	port := 18800 + os.Getpid()%200
+	guest := 18000 + os.Getpid()%200
+	p := newProject(t, fmt.Sprintf(`
+project { driver = "krun" }
+
+sandbox "web" {
+  image   = "IMAGE"
+  command = ["httpd", "-f", "-p", "%d", "-h", "/etc"]
+  port {
+    host  = %d
+    guest = %d
+  }
+  network { scope = "any" }
+  ready {
+    tcp = %d
+  }
+}
+`, guest, port, guest, guest))
+	calls := filepath.Join(t.TempDir(), "calls.jsonl")
+	krunEnv(t, lib)
+	t.Setenv("KRUN_STANDIN_LOG", calls)
+	if r := p.sbxDriver("krun", "up"); r.code != 0 {
+		t.Fatalf("up: %s\n%s", r.stdout, r.stderr)
+	}
+	if st := p.ps()["web"].State; st != "ready" {
+		t.Errorf("state %q, want ready", st)
+	}
+	if body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/passwd", port)); err != nil || !strings.Contains(body, "root:") {
+		t.Errorf("GET through the port map: %q, %v", body, err)
+	}
+	got := krunCalls(t, calls)
+	if len(got["krun_add_net_tap"]) != 0 || len(got["krun_set_port_map"]) != 1 {
+		t.Errorf("want TSI with a port map, got calls %v", got)
+	}
+	p.sbxDriver("krun", "down")
+}

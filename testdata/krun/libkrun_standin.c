@@ -31,7 +31,9 @@
  * overlay of the krun_set_overlayfs_root layers, mounted in a mount namespace
  * of its own), with new PID, mount, UTS and IPC namespaces, and a new network
  * namespace unless the guest keeps TSI (TSI is emulated by sharing the host's
- * network). In the guest root it:
+ * network; each krun_set_port_map entry HOST:GUEST listens on the host's TCP
+ * port HOST once the guest listens on GUEST, and relays to it on loopback). In
+ * the guest root it:
  *   - binds each virtio-fs share at /.sbx/shares/TAG (the sbx init binds from
  *     there instead of mounting virtiofs);
  *   - gives the guest /dev (tmpfs with null, zero, full, random, urandom, tty,
@@ -130,6 +132,7 @@ struct ctx {
 	int ntaps;
 	struct vport vports[MAX_DEV];
 	int nvports;
+	char **port_map;
 };
 
 static struct ctx ctxs[MAX_CTX];
@@ -406,6 +409,7 @@ static void ctx_reset(struct ctx *k)
 	strv_free(k->argv);
 	strv_free(k->envp);
 	strv_free(k->rlimits);
+	strv_free(k->port_map);
 	for (int i = 0; i < k->nshares; i++) {
 		free(k->shares[i].tag);
 		free(k->shares[i].path);
@@ -630,6 +634,8 @@ EXPORT int32_t krun_set_port_map(uint32_t ctx_id, const char *const *c_port_map)
 	for (int i = 0; c_port_map && c_port_map[i]; i++)
 		if (!ok_port_entry(c_port_map[i]))
 			RET(-EINVAL);
+	strv_free(k->port_map);
+	k->port_map = strv_dup(c_port_map);
 	RET(0);
 }
 
@@ -1082,6 +1088,59 @@ static void *vsock_accept_thread(void *arg)
 	}
 }
 
+struct tsi_port {
+	int host, guest;
+};
+
+static bool guest_listens(int port)
+{
+	int g = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bool ok = g >= 0 && connect(g, (struct sockaddr *)&sa, sizeof sa) == 0;
+	if (g >= 0)
+		close(g);
+	return ok;
+}
+
+/* TSI, emulated: the guest shares the host's network, and a mapped host port
+ * is relayed to the guest's port on loopback. As with TSI, the host port
+ * listens only once the guest listens. */
+static void *tsi_accept_thread(void *arg)
+{
+	struct tsi_port *tp = arg;
+	while (!guest_listens(tp->guest))
+		usleep(20000);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in la = {.sin_family = AF_INET, .sin_port = htons((uint16_t)tp->host)};
+	if (l < 0 || bind(l, (struct sockaddr *)&la, sizeof la) < 0 || listen(l, 64) < 0) {
+		fprintf(stderr, "standin: listen on mapped TSI port %d: %s\n", tp->host, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return NULL;
+		}
+		int g = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)tp->guest)};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (g < 0 || connect(g, (struct sockaddr *)&sa, sizeof sa) < 0) {
+			if (g >= 0)
+				close(g);
+			close(c);
+			continue;
+		}
+		int c2 = dup(c), g2 = dup(g);
+		start_relay(c, g, false);
+		start_relay(g2, c2, false);
+	}
+}
+
 static int open_tap(const char *name)
 {
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
@@ -1340,6 +1399,18 @@ static void run_guest(struct ctx *k, int console)
 		snprintf(vl->dir, sizeof vl->dir, "%s/.sbx/ctl", root);
 		pthread_t t;
 		pthread_create(&t, NULL, vsock_accept_thread, vl);
+		pthread_detach(t);
+	}
+
+	for (int i = 0; !newnet && k->port_map && k->port_map[i]; i++) {
+		unsigned h, g;
+		if (sscanf(k->port_map[i], "%u:%u", &h, &g) != 2 || h == g)
+			continue; /* the same port needs no relay: the guest listens on it */
+		struct tsi_port *tp = calloc(1, sizeof *tp);
+		tp->host = (int)h;
+		tp->guest = (int)g;
+		pthread_t t;
+		pthread_create(&t, NULL, tsi_accept_thread, tp);
 		pthread_detach(t);
 	}
 
