@@ -1032,8 +1032,14 @@ static void *relay_thread(void *arg)
 		}
 	}
 out:
-	if (!r->frames)
+	if (!r->frames) {
+		/* Each direction holds its own descriptors (dups): the connection
+		 * closes when both directions are done. */
 		shutdown(r->to, SHUT_WR);
+		close(r->from);
+		close(r->to);
+	}
+	free(r);
 	return NULL;
 }
 
