@@ -6,6 +6,12 @@
 // It is a separate, small static program rather than a mode of sbx: it is placed into every
 // sandbox's root, and its start-up is on every sandbox's critical path (sbx's package
 // initialisation alone takes about 3 ms; this program's well under 1 ms).
+//
+// The runtime neither reads the cgroup's CPU limit nor watches it: a sandbox's init has no
+// use for the GOMAXPROCS it would give, and the file reads are on the start-up path.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import "github.com/sbx-dev/sbx/runtime/sbxinit"

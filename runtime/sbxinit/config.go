@@ -63,6 +63,31 @@ type Config struct {
 	// HideDir, when set, lays an empty read-only tmpfs over Dir once the init is set up, so
 	// the payload sees neither the config (it holds the environment) nor the control socket.
 	HideDir bool `json:"hide_dir,omitempty"`
+	// Security restricts every process the init starts (the payload and each exec), never
+	// the init itself, which needs its privileges to mount and to serve exec. Nil: none.
+	Security *Security `json:"security,omitempty"`
+}
+
+// Security is what confines the processes the init starts. It is applied to a dedicated
+// thread of the init that starts them all, and inherited from it.
+type Security struct {
+	// Capabilities, when not nil, is the capability bounding set (CAP_* numbers): a root
+	// process holds at most these. The ns driver passes Docker's default set without
+	// CAP_MKNOD; in a microVM nil is usual.
+	Capabilities []int `json:"capabilities"`
+	// NoNewPrivileges sets no_new_privs: set-id programs gain nothing.
+	NoNewPrivileges bool `json:"no_new_privileges,omitempty"`
+	// Seccomp is a classic BPF program (struct sock_filter instructions) installed as a
+	// seccomp filter, e.g. compiled with elastic/go-seccomp-bpf. Empty: no filter.
+	Seccomp []SockFilter `json:"seccomp,omitempty"`
+}
+
+// SockFilter is one classic BPF instruction (struct sock_filter).
+type SockFilter struct {
+	Code uint16 `json:"code"`
+	Jt   uint8  `json:"jt"`
+	Jf   uint8  `json:"jf"`
+	K    uint32 `json:"k"`
 }
 
 // Process is the payload.
@@ -170,8 +195,8 @@ type Host struct {
 }
 
 // Control says where the control socket listens. Both may be set: the init listens on both
-// (the stand-in libkrun reaches a "vsock" port through a unix socket). A vsock port that
-// cannot be listened on is only an error when there is no unix path.
+// (the stand-in libkrun reaches a "vsock" port through a unix socket). An endpoint that
+// cannot listen is only an error when the other one cannot either.
 type Control struct {
 	// VsockPort is an AF_VSOCK port (krun: krun_add_vsock_port2 maps it to a host socket).
 	// Only connections from the host (CID 2) are served.
@@ -265,6 +290,16 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if sec := c.Security; sec != nil {
+		for i, cp := range sec.Capabilities {
+			if cp < 0 || cp > 63 {
+				bad("security.capabilities[%d]: %d is not a capability number", i, cp)
+			}
+		}
+		if len(sec.Seccomp) > 4096 {
+			bad("security.seccomp: %d instructions, a filter holds at most 4096", len(sec.Seccomp))
+		}
+	}
 	if p := c.Control.UnixPath; p != "" && (!path.IsAbs(p) || len(p) > 107) {
 		bad("control.unix_path %q: an absolute path of at most 107 bytes", p)
 	}
@@ -305,6 +340,9 @@ func WriteConfig(dir string, cfg Config) error {
 // (ConfigPath in the sandbox).
 func ReadConfig(name string) (Config, error) {
 	data, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("read init config: %s not found: sbx-init runs only as the first process of an sbx sandbox", name)
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("read init config: %w", err)
 	}
@@ -326,8 +364,9 @@ func DecodeConfig(data []byte) (Config, error) {
 	return cfg, nil
 }
 
-// InstallInit places the init program binary (see FindInit) at dir/.sbx/init, mode 0555: a
-// hard link when it is on the same file system, else a copy.
+// InstallInit places the init program binary (see FindInit) at dir/.sbx/init: a hard link
+// when it is on the same file system (the layer is only ever a read-only lower layer, so the
+// sandbox cannot change the shared file), else a copy of mode 0555.
 func InstallInit(dir, binary string) error {
 	dst := filepath.Join(dir, InitPath)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -335,10 +374,7 @@ func InstallInit(dir, binary string) error {
 	}
 	_ = os.Remove(dst)
 	if err := os.Link(binary, dst); err == nil {
-		if fi, err := os.Stat(dst); err == nil && fi.Mode().Perm() == 0o555 {
-			return nil
-		}
-		_ = os.Remove(dst)
+		return nil
 	}
 	src, err := os.Open(binary)
 	if err != nil {

@@ -83,3 +83,30 @@ func TestConfigInvalid(t *testing.T) {
 		t.Errorf("unknown field: %v", err)
 	}
 }
+
+func TestInstallAndFindInit(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "sbx-init")
+	if err := os.WriteFile(bin, []byte("#!binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	layer := t.TempDir()
+	if err := InstallInit(layer, bin); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(layer, InitPath))
+	if err != nil || fi.Mode().Perm()&0o111 == 0 {
+		t.Fatalf("installed init: %v %v", fi, err)
+	}
+	// Installing again (a restart) replaces it.
+	if err := InstallInit(layer, bin); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SBX_INIT", bin)
+	if got, err := FindInit(); err != nil || got != bin {
+		t.Errorf("FindInit() = %q, %v", got, err)
+	}
+	t.Setenv("SBX_INIT", filepath.Join(t.TempDir(), "missing"))
+	if _, err := FindInit(); err == nil || !strings.Contains(err.Error(), "SBX_INIT") {
+		t.Errorf("FindInit with a missing SBX_INIT: %v", err)
+	}
+}

@@ -50,7 +50,7 @@ func Run(configPath string, console io.Writer) int {
 	if err != nil {
 		return fail(ExitSetup, err)
 	}
-	in := &initProc{cfg: cfg, procs: newProcTable(), console: console}
+	in := &initProc{cfg: cfg, procs: newProcTable(), console: console, ctlDir: -1}
 	in.status.State = StateStarting
 	// Signals are caught before anything starts, so none is lost and every child is reaped.
 	sigs := make(chan os.Signal, 64)
@@ -59,11 +59,27 @@ func Run(configPath string, console io.Writer) int {
 		// libkrun's own init may have forked us, or a test runs us: orphans still come here.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
-	if err := in.setup(); err != nil {
+	// Modes are exact while setting up; processes get the usual umask.
+	unix.Umask(0)
+	err = in.setup()
+	unix.Umask(0o022)
+	if err != nil {
 		in.setFailed(err)
 		return fail(ExitSetup, err)
 	}
 	p, err := in.startPayload()
+	lateFailure := false
+	if err == nil && in.srv == nil {
+		// The control socket listens once the payload runs: nothing waits for it. Should it
+		// fail, the payload is killed and the init exits as a failed setup.
+		var lerr error
+		if in.srv, lerr = listen(in); lerr != nil {
+			fail(ExitSetup, lerr)
+			in.setFailed(lerr)
+			lateFailure = true
+			_ = p.signal(unix.SIGKILL)
+		}
+	}
 	if err != nil {
 		in.setFailed(err)
 		code := ExitSetup
@@ -78,6 +94,9 @@ func Run(configPath string, console io.Writer) int {
 	for {
 		select {
 		case ws := <-p.done:
+			if lateFailure {
+				return ExitSetup
+			}
 			st := exitStatusOf(ws)
 			in.setExited(st)
 			in.srv.finish(reportTimeout)
@@ -95,6 +114,7 @@ func Run(configPath string, console io.Writer) int {
 // initProc is the running init.
 type initProc struct {
 	cfg     Config
+	ctlDir  int // O_PATH descriptor of the unix socket's directory, -1 when none
 	procs   *procTable
 	console io.Writer
 	srv     *server
@@ -175,16 +195,41 @@ func (in *initProc) setup() error {
 	}
 	in.creds = creds
 	in.env = withDefault(withDefault(cfg.Process.Env, "PATH", defaultPath), "HOME", creds.Home)
-	srv, err := listen(in)
-	if err != nil {
+	if err := in.procs.confine(cfg.Security); err != nil {
+		return fmt.Errorf("security: %w", err)
+	}
+	if err := in.prepareControl(); err != nil {
 		return err
 	}
-	in.srv = srv
 	if cfg.HideDir {
 		if err := unix.Mount("sbx", Dir, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,mode=0555"); err != nil {
 			return fmt.Errorf("hide %s: %w", Dir, err)
 		}
 	}
+	return nil
+}
+
+// prepareControl keeps a descriptor of the unix socket's directory, so the socket can be
+// made after /.sbx is hidden and the payload started (through /proc/self/fd). Without
+// /proc the socket is made at once.
+func (in *initProc) prepareControl() error {
+	p := in.cfg.Control.UnixPath
+	if p == "" {
+		return nil
+	}
+	if err := os.MkdirAll(path.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("control socket %s: %w", p, err)
+	}
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		srv, err := listen(in)
+		in.srv = srv
+		return err
+	}
+	fd, err := unix.Open(path.Dir(p), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", p, err)
+	}
+	in.ctlDir = fd
 	return nil
 }
 

@@ -3,8 +3,10 @@ package sbxinit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,18 @@ import (
 var initBin string
 
 func TestMain(m *testing.M) {
+	if sock := os.Getenv("SBXINIT_TEST_DIAL"); sock != "" {
+		// A client started inside a sandbox's PID namespace by TestControlRefusesSandbox.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if c, err := DialUnix(ctx, sock); err != nil {
+			fmt.Println("refused:", err)
+		} else {
+			c.Close()
+			fmt.Println("accepted")
+		}
+		os.Exit(0)
+	}
 	code := func() int {
 		if os.Geteuid() != 0 {
 			return m.Run() // the tests that need root skip
@@ -211,6 +225,18 @@ func (s *sandbox) wait(t testing.TB) (int, string) {
 	return s.status.ExitStatus(), s.out.String()
 }
 
+// waitOutput waits for text in the console output.
+func (s *sandbox) waitOutput(t testing.TB, text string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.out.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the console output:\n%s", text, s.out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // client connects to the init's control socket, waiting for it to listen.
 func (s *sandbox) client(t testing.TB) *Client {
 	t.Helper()
@@ -344,24 +370,15 @@ trap 'echo got TERM; exit 7' TERM
 echo ready
 while :; do sleep 0.05; done`
 	s := start(t, root, baseConfig("sh", "-c", script), nil)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(s.out.String(), "ready") {
-		if time.Now().After(deadline) {
-			t.Fatalf("payload not ready:\n%s", s.out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.waitOutput(t, "ready")
 	c := s.client(t)
 	var ps bytes.Buffer
 	ctx := context.Background()
 	if code, err := c.Exec(ctx, ExecRequest{Argv: []string{"cat", "/tmp/ps"}}, nil, &ps, io.Discard); err != nil || code != 0 {
 		t.Fatalf("exec: %d %v", code, err)
 	}
-	if strings.Contains(ps.String(), " Z") {
+	if strings.Contains(ps.String(), " Z") || !strings.Contains(ps.String(), "(init) S") {
 		t.Errorf("a zombie was left:\n%s", ps.String())
-	}
-	if !strings.Contains(ps.String(), "(sbx-init) S") && !strings.Contains(ps.String(), "(init) S") {
-		t.Logf("process list:\n%s", ps.String())
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -375,13 +392,26 @@ while :; do sleep 0.05; done`
 func TestControlStatusSignal(t *testing.T) {
 	needRoot(t)
 	root := newRoot(t, true)
-	s := start(t, root, baseConfig("sh", "-c", "trap 'exit 9' USR1; while :; do sleep 0.05; done"), nil)
+	s := start(t, root, baseConfig("sh", "-c", "trap 'exit 9' USR1; echo ready; while :; do sleep 0.05; done"), nil)
 	c := s.client(t)
 	ctx := context.Background()
-	st, err := c.Status(ctx)
-	if err != nil || st.State != StateRunning || st.Pid <= 1 || st.StartedAt.IsZero() {
-		t.Fatalf("status %+v %v; want running", st, err)
+	// The socket listens before the payload starts: "starting" first, then "running".
+	var st Status
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var err error
+		st, err = c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State != StateStarting || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
+	if st.State != StateRunning || st.Pid <= 1 || st.StartedAt.IsZero() {
+		t.Fatalf("status %+v; want running", st)
+	}
+	s.waitOutput(t, "ready")
 	if err := c.Signal(ctx, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
@@ -416,6 +446,13 @@ func TestExecPipes(t *testing.T) {
 		t.Errorf("stderr %q", stderr.String())
 	}
 
+	// Megabytes through cat, both ways, byte for byte.
+	big := bytes.Repeat([]byte("0123456789abcdef\x00\xff\n"), 150000)
+	stdout.Reset()
+	if code, err := c.Exec(ctx, ExecRequest{Argv: []string{"cat"}}, bytes.NewReader(big), &stdout, nil); err != nil || code != 0 || !bytes.Equal(stdout.Bytes(), big) {
+		t.Errorf("cat of %d bytes: %d %v, %d bytes back", len(big), code, err, stdout.Len())
+	}
+
 	// The same connection serves the next request; another user; a missing program.
 	stdout.Reset()
 	code, err = c.Exec(ctx, ExecRequest{Argv: []string{"id", "-u"}, User: &User{Spec: "root"}}, nil, &stdout, nil)
@@ -425,6 +462,10 @@ func TestExecPipes(t *testing.T) {
 	_, err = c.Exec(ctx, ExecRequest{Argv: []string{"nosuch"}}, nil, nil, nil)
 	if re, ok := err.(*RemoteError); !ok || re.Code != ExitNotFound {
 		t.Errorf("missing program: %v, want a RemoteError with code 127", err)
+	}
+	_, err = c.Exec(ctx, ExecRequest{Argv: []string{"true"}, Cwd: "/nowhere"}, nil, nil, nil)
+	if err == nil || err.Error() != "exec: working directory /nowhere: no such file or directory" {
+		t.Errorf("missing working directory: %v", err)
 	}
 	// A signal to the exec'd process.
 	sigs := make(chan syscall.Signal, 1)
@@ -503,7 +544,7 @@ func TestExecTTY(t *testing.T) {
 	go func() {
 		var err error
 		code, err = c.Exec(context.Background(), ExecRequest{
-			Argv:   []string{"sh", "-c", `tty; stty size; read x; stty size; echo "got $x"; exit 4`},
+			Argv:   []string{"sh", "-c", `tty; stty size; read x; until [ "$(stty size)" = "50 132" ]; do sleep 0.01; done; stty size; echo "got $x"; exit 4`},
 			TTY:    true,
 			Size:   WindowSize{Rows: 24, Cols: 80},
 			Resize: resize,
@@ -512,7 +553,6 @@ func TestExecTTY(t *testing.T) {
 	}()
 	out.waitFor(t, "24 80")
 	resize <- WindowSize{Rows: 50, Cols: 132}
-	time.Sleep(50 * time.Millisecond) // the resize frame goes first
 	if _, err := stdinW.Write([]byte("typed\r")); err != nil {
 		t.Fatal(err)
 	}
@@ -590,4 +630,122 @@ func startInMountNS(t *testing.T, root string, cfg Config, shares map[string]str
 		t.Fatal(err)
 	}
 	return 0, out.String()
+}
+
+func TestSecurity(t *testing.T) {
+	needRoot(t)
+	root := newRoot(t, true)
+	// A filter failing sethostname(2) with EXDEV, an errno it never gives by itself.
+	const (
+		ldAbs = 0x20 // BPF_LD|BPF_W|BPF_ABS
+		jeqK  = 0x15 // BPF_JMP|BPF_JEQ|BPF_K
+		retK  = 0x06 // BPF_RET|BPF_K
+		errno = 0x00050000
+		allow = 0x7fff0000
+		nr    = syscall.SYS_SETHOSTNAME
+	)
+	cfg := baseConfig("sh", "-c", `grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; grep CapBnd /proc/1/status; hostname other; echo ready; sleep 60`)
+	cfg.Security = &Security{
+		Capabilities:    []int{0, 5}, // CAP_CHOWN, CAP_KILL
+		NoNewPrivileges: true,
+		Seccomp: []SockFilter{
+			{Code: ldAbs, K: 0},
+			{Code: jeqK, K: nr, Jt: 0, Jf: 1},
+			{Code: retK, K: errno | uint32(syscall.EXDEV)},
+			{Code: retK, K: allow},
+		},
+	}
+	s := start(t, root, cfg, nil)
+	s.waitOutput(t, "ready")
+	out := s.out.String()
+	for _, want := range []string{"CapBnd:\t0000000000000021\nNoNewPrivs:\t1\nSeccomp:\t2\n", "Invalid cross-device link"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("payload output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "CapBnd:\t0000000000000021") != 1 {
+		t.Errorf("the init itself lost its capabilities:\n%s", out)
+	}
+	// An exec is confined the same way.
+	var got bytes.Buffer
+	c := s.client(t)
+	if code, err := c.Exec(context.Background(), ExecRequest{Argv: []string{"grep", "-E", "^(CapBnd|Seccomp):", "/proc/self/status"}}, nil, &got, &got); err != nil || code != 0 {
+		t.Fatalf("exec: %d %v %s", code, err, got.String())
+	}
+	if got.String() != "CapBnd:\t0000000000000021\nSeccomp:\t2\n" {
+		t.Errorf("exec'd process: %q", got.String())
+	}
+}
+
+// TestControlRefusesSandbox checks that a process inside the sandbox cannot use the control
+// socket (it would run anything as root), even when it can reach its path.
+func TestControlRefusesSandbox(t *testing.T) {
+	needRoot(t)
+	root := newRoot(t, true)
+	cfg := baseConfig("sleep", "60")
+	cfg.HideDir = false
+	s := start(t, root, cfg, nil)
+	s.client(t) // listening, and serving the host
+	sock := filepath.Join(root, ControlDir, ControlSocket)
+	inside := exec.Command("nsenter", "-t", fmt.Sprint(s.cmd.Process.Pid), "-p", "--", os.Args[0], "-test.run=^$")
+	inside.Env = append(os.Environ(), "SBXINIT_TEST_DIAL="+sock)
+	out, err := inside.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nsenter: %v\n%s", err, out)
+	}
+	t.Logf("inside: %s", out)
+	if !strings.HasPrefix(string(out), "refused:") {
+		t.Errorf("a process in the sandbox's PID namespace: %s", out)
+	}
+	if _, err := s.client(t).Status(context.Background()); err != nil {
+		t.Errorf("the host is still served: %v", err)
+	}
+}
+
+// TestControlBadInput sends what no client sends: the init answers or hangs up, and goes
+// on serving.
+func TestControlBadInput(t *testing.T) {
+	needRoot(t)
+	root := newRoot(t, true)
+	s := start(t, root, baseConfig("sleep", "60"), nil)
+	s.client(t)
+	sock := filepath.Join(root, ControlDir, ControlSocket)
+	for _, raw := range [][]byte{
+		[]byte("GET / HTTP/1.1\r\n\r\n"),                                // a huge frame length
+		{frameRequest, 0, 0, 0, 3, '{', 'x', '}'},                       // bad JSON
+		{frameStdin, 0, 0, 0, 1, 'x'},                                   // data before any request
+		append([]byte{frameRequest, 0, 0, 0, 15}, `{"op":"launch"}`...), // unknown op
+	} {
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		conn.Write(raw)
+		// An error reply, or the init hangs up.
+		typ, p, err := newWire(conn).read()
+		conn.Close()
+		if err == nil && (typ != frameReply || !bytes.Contains(p, []byte(`"error"`))) {
+			t.Errorf("%q: reply %c %q", raw, typ, p)
+		}
+		if err != nil && err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+	c := s.client(t)
+	if st, err := c.Status(context.Background()); err != nil || st.State != StateRunning {
+		t.Errorf("after bad input: %+v %v", st, err)
+	}
+	// A client speaking another protocol version is told so.
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	w := newWire(conn)
+	w.writeJSON(frameRequest, request{Op: "hello", Version: 99})
+	typ, p, err := w.read()
+	if err != nil || typ != frameReply || !strings.Contains(string(p), "control protocol version 99, this init speaks 1") {
+		t.Errorf("version 99: %c %s %v", typ, p, err)
+	}
 }

@@ -19,43 +19,61 @@ import (
 type server struct {
 	in        *initProc
 	listeners []net.Listener
+	mu        sync.Mutex
+	finishing bool
 	wg        sync.WaitGroup // waits in progress, to deliver the exit before the init exits
 }
 
-// listen opens the configured control endpoints and serves them.
+// listen opens the configured control endpoints and serves them. An endpoint that cannot
+// listen is only an error when no other one does (a guest file system that cannot hold a
+// socket while the vsock port listens); it is then said on the console.
 func listen(in *initProc) (*server, error) {
 	s := &server{in: in}
 	c := in.cfg.Control
-	var vsockErr error
+	var errs []error
 	if c.VsockPort != 0 {
 		l, err := listenVsock(c.VsockPort)
 		if err != nil {
-			vsockErr = fmt.Errorf("control socket: vsock port %d: %w", c.VsockPort, err)
+			errs = append(errs, fmt.Errorf("control socket: vsock port %d: %w", c.VsockPort, err))
 		} else {
 			s.listeners = append(s.listeners, l)
 		}
 	}
 	if c.UnixPath != "" {
-		_ = os.Remove(c.UnixPath)
-		if err := os.MkdirAll(path.Dir(c.UnixPath), 0o700); err != nil {
-			return nil, fmt.Errorf("control socket %s: %w", c.UnixPath, err)
-		}
-		l, err := net.Listen("unix", c.UnixPath)
+		l, err := listenUnix(c.UnixPath, in.ctlDir)
 		if err != nil {
-			return nil, fmt.Errorf("control socket %s: %w", c.UnixPath, err)
+			errs = append(errs, fmt.Errorf("control socket %s: %w", c.UnixPath, err))
+		} else {
+			s.listeners = append(s.listeners, l)
 		}
-		if err := os.Chmod(c.UnixPath, 0o600); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("control socket %s: %w", c.UnixPath, err)
-		}
-		s.listeners = append(s.listeners, l)
-	} else if vsockErr != nil {
-		return nil, vsockErr
+	}
+	if len(s.listeners) == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	for _, err := range errs {
+		fmt.Fprintf(in.console, "sbx-init: %v (the other control endpoint listens)\n", err)
 	}
 	for _, l := range s.listeners {
 		go s.serve(l)
 	}
 	return s, nil
+}
+
+// listenUnix listens on p, or on its name in the directory dirFD when that is not -1.
+func listenUnix(p string, dirFD int) (net.Listener, error) {
+	if dirFD >= 0 {
+		p = fmt.Sprintf("/proc/self/fd/%d/%s", dirFD, path.Base(p))
+	}
+	_ = os.Remove(p)
+	l, err := net.Listen("unix", p)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 // serve accepts connections from outside the sandbox only.
@@ -104,6 +122,12 @@ func fromOutside(conn net.Conn) bool {
 // handle serves one connection's requests, one after the other.
 func (s *server) handle(conn net.Conn) {
 	defer conn.Close()
+	defer func() {
+		// The init is PID 1: a bug in serving one client must not end the sandbox.
+		if r := recover(); r != nil {
+			fmt.Fprintf(s.in.console, "sbx-init: control connection: internal error: %v\n", r)
+		}
+	}()
 	w := newWire(conn)
 	for {
 		typ, p, err := w.read()
@@ -138,8 +162,12 @@ func (s *server) do(w *wire, req request) error {
 		st := in.getStatus()
 		return w.writeJSON(frameReply, reply{Status: &st})
 	case "wait":
-		s.wg.Add(1)
-		defer s.wg.Done()
+		s.mu.Lock()
+		if !s.finishing {
+			s.wg.Add(1)
+			defer s.wg.Done()
+		}
+		s.mu.Unlock()
 		for {
 			st, changed := in.statusChanged()
 			if st.State == StateExited || st.State == StateFailed {
@@ -177,6 +205,9 @@ func (s *server) finish(d time.Duration) {
 	if s == nil {
 		return
 	}
+	s.mu.Lock()
+	s.finishing = true
+	s.mu.Unlock()
 	for _, l := range s.listeners {
 		l.Close()
 	}
@@ -210,6 +241,13 @@ func (s *server) exec(w *wire, req ExecRequest) error {
 	}
 	if cwd == "" {
 		cwd = "/"
+	}
+	if fi, err := os.Stat(cwd); err != nil || !fi.IsDir() {
+		msg := "not a directory"
+		if err != nil {
+			msg = errors.Unwrap(err).Error()
+		}
+		return w.writeJSON(frameReply, reply{Error: fmt.Sprintf("exec: working directory %s: %s", cwd, msg), Code: ExitSetup})
 	}
 
 	var (
@@ -279,6 +317,9 @@ func (s *server) exec(w *wire, req ExecRequest) error {
 		return w.writeJSON(frameReply, reply{Error: "exec: " + err.Error(), Code: code})
 	}
 	defer c.proc.Release()
+	if master != nil {
+		defer master.Close()
+	}
 	if err := w.writeJSON(frameReply, reply{Pid: c.pid}); err != nil {
 		_ = c.signal(syscall.SIGKILL)
 	}
@@ -373,9 +414,6 @@ func (s *server) exec(w *wire, req ExecRequest) error {
 	}
 	closeAll(outputs, master)
 	outWG.Wait()
-	if req.TTY {
-		stdinW.Close()
-	}
 	st := exitStatusOf(ws)
 	if err := w.writeJSON(frameExit, st); err != nil {
 		return err

@@ -113,10 +113,8 @@ func minimalDev(target string) error {
 		major, minor uint32
 	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
 		p := path.Join(target, d.name)
+		// The init's umask is 0 while it sets up: the mode is exact.
 		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		if err := unix.Chmod(p, 0o666); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 	}
@@ -214,13 +212,16 @@ func ensureFile(p string) error {
 // late).
 const linkWait = 2 * time.Second
 
-// configureNetwork brings lo up and configures the interface statically.
+// configureNetwork brings lo up and configures the interface statically, over one netlink
+// socket.
 func configureNetwork(n *Network) error {
-	lo, err := netlink.LinkByName("lo")
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return fmt.Errorf("network: loopback: %w", err)
+		return fmt.Errorf("network: netlink: %w", err)
 	}
-	if err := netlink.LinkSetUp(lo); err != nil {
+	defer h.Close()
+	// lo is always index 1 in a network namespace: no lookup.
+	if err := h.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}); err != nil {
 		return fmt.Errorf("network: bring lo up: %w", err)
 	}
 	if n == nil || n.Interface == "" {
@@ -229,7 +230,7 @@ func configureNetwork(n *Network) error {
 	var link netlink.Link
 	deadline := time.Now().Add(linkWait)
 	for {
-		link, err = netlink.LinkByName(n.Interface)
+		link, err = h.LinkByName(n.Interface)
 		if err == nil {
 			break
 		}
@@ -239,16 +240,32 @@ func configureNetwork(n *Network) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n.MTU != 0 {
-		if err := netlink.LinkSetMTU(link, n.MTU); err != nil {
+	if n.MTU != 0 && link.Attrs().MTU != n.MTU {
+		if err := h.LinkSetMTU(link, n.MTU); err != nil {
 			return fmt.Errorf("network: %s mtu %d: %w", n.Interface, n.MTU, err)
 		}
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: n.Address.Addr().AsSlice(), Mask: net.CIDRMask(n.Address.Bits(), n.Address.Addr().BitLen())}}
-	if err := netlink.AddrReplace(link, addr); err != nil {
+	// The configuration is the only one: an address something else gave the interface
+	// (libkrun's own init runs DHCP since 1.18) goes.
+	family := netlink.FAMILY_V4
+	if n.Address.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	if old, err := h.AddrList(link, family); err == nil {
+		for _, a := range old {
+			if a.IP.IsLinkLocalUnicast() || a.IPNet.String() == addr.IPNet.String() {
+				continue
+			}
+			if err := h.AddrDel(link, &a); err != nil {
+				return fmt.Errorf("network: %s: remove address %s: %w", n.Interface, a.IPNet, err)
+			}
+		}
+	}
+	if err := h.AddrReplace(link, addr); err != nil {
 		return fmt.Errorf("network: %s address %s: %w", n.Interface, n.Address, err)
 	}
-	if err := netlink.LinkSetUp(link); err != nil {
+	if err := h.LinkSetUp(link); err != nil {
 		return fmt.Errorf("network: bring %s up: %w", n.Interface, err)
 	}
 	if n.Gateway.IsValid() {
@@ -256,11 +273,11 @@ func configureNetwork(n *Network) error {
 		if !n.Address.Contains(n.Gateway) {
 			// A gateway outside the subnet is reached on the link itself.
 			onlink := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: hostNet(n.Gateway.AsSlice()), Scope: netlink.SCOPE_LINK}
-			if err := netlink.RouteReplace(onlink); err != nil {
+			if err := h.RouteReplace(onlink); err != nil {
 				return fmt.Errorf("network: route to gateway %s: %w", n.Gateway, err)
 			}
 		}
-		if err := netlink.RouteReplace(route); err != nil {
+		if err := h.RouteReplace(route); err != nil {
 			return fmt.Errorf("network: default route via %s: %w", n.Gateway, err)
 		}
 	}
@@ -312,15 +329,20 @@ func writeEtc(cfg *Config) error {
 	if err := unix.Mount("sbx-run", RunDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=64k,mode=0755"); err != nil {
 		return fmt.Errorf("write /etc files: tmpfs on %s: %w", RunDir, err)
 	}
+	names := make([]string, 0, 3)
 	for _, name := range []string{"hostname", "hosts", "resolv.conf"} {
-		content, ok := files[name]
-		if !ok {
-			continue
+		if content, ok := files[name]; ok {
+			names = append(names, name)
+			if err := os.WriteFile(path.Join(RunDir, name), []byte(content), 0o644); err != nil {
+				return fmt.Errorf("write /etc/%s: %w", name, err)
+			}
 		}
-		src := path.Join(RunDir, name)
-		if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
-			return fmt.Errorf("write /etc/%s: %w", name, err)
-		}
+	}
+	// Read-only once written: the binds of its files inherit that, one call for all.
+	if err := unix.Mount("", RunDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("write /etc files: make %s read-only: %w", RunDir, err)
+	}
+	for _, name := range names {
 		dst := "/etc/" + name
 		if fi, err := os.Lstat(dst); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			// Images link resolv.conf to systemd's; replace the link in the writable layer.
@@ -328,7 +350,10 @@ func writeEtc(cfg *Config) error {
 				return fmt.Errorf("write %s: %w", dst, err)
 			}
 		}
-		if err := bind(src, dst, true); err != nil {
+		if err := ensureFile(dst); err != nil {
+			return fmt.Errorf("write %s: %w", dst, err)
+		}
+		if err := unix.Mount(path.Join(RunDir, name), dst, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("write %s: %w", dst, err)
 		}
 	}

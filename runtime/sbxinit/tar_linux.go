@@ -110,6 +110,9 @@ func extractTar(r io.Reader, dir string) error {
 		}
 		parent, leaf := path.Split(name)
 		pfd, err := openIn(root, parent)
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			return fmt.Errorf("%s: a symlink or file is in the way (a copy stays inside %s)", hdr.Name, dir)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", hdr.Name, err)
 		}
