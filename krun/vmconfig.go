@@ -267,6 +267,9 @@ func (c *VMConfig) Validate() error {
 	ports := map[uint32]bool{}
 	for _, v := range c.VsockPorts {
 		hostPath(fmt.Sprintf("vsock port %d path", v.Port), v.Path)
+		if len(v.Path) > 107 {
+			bad("vsock port %d path %q is longer than a unix socket address allows (107 bytes)", v.Port, v.Path)
+		}
 		if ports[v.Port] {
 			bad("duplicate vsock port %d", v.Port)
 		}

@@ -192,47 +192,55 @@ func (d *krunDriver) vmConfig(lib *krun.Lib, s *spec.RunSpec, console string, ta
 			cfg.Net.PortMap = append(cfg.Net.PortMap, krun.PortMapping{Host: uint16(p.Host), Guest: uint16(p.Guest)})
 		}
 	}
-	if lib.Has("krun_add_vsock_port2") {
-		cfg.VsockPorts = []krun.VsockPort{{Port: krunControlPort, Path: filepath.Join(s.Dir, "ctl.sock"), Listen: true}}
+	// Without krun_add_vsock_port2 (the fork), or where the sandbox's directory is too deep
+	// for a unix socket address, the init's control socket is not reachable from the host.
+	if lib.Has("krun_add_vsock_port2") && len(krunControlSocket(s)) <= 107 {
+		cfg.VsockPorts = []krun.VsockPort{{Port: krunControlPort, Path: krunControlSocket(s), Listen: true}}
 	}
 	return cfg, nil
+}
+
+// krunControlSocket is the host end of the init's control socket, where the ns driver has
+// its own: <sandbox dir>/ctl/init.sock.
+func krunControlSocket(s *spec.RunSpec) string {
+	return filepath.Join(s.Dir, "ctl", sbxinit.ControlSocket)
 }
 
 func krunShareTag(i int) string       { return "sbx" + strconv.Itoa(i) }
 func krunInitLayer(dir string) string { return filepath.Join(dir, "init-layer") }
 
-// initConfig is the init's run config for the sandbox.
+// krunInitConfig is the init's run config for the sandbox: sbxinit.FromSpec completed with
+// the krun driver's mounts, network and control port.
 func krunInitConfig(s *spec.RunSpec, tap *nsnet.Handle, dns bool) sbxinit.Config {
-	c := sbxinit.Config{
-		Version: sbxinit.Version,
-		Process: sbxinit.Process{
-			Argv: s.Process.Argv,
-			Env:  s.Process.Env,
-			Cwd:  s.Process.Workdir,
-			User: sbxinit.User{Spec: s.Process.User},
-		},
-		Hostname: s.Process.Hostname,
-		Control: sbxinit.Control{
-			VsockPort: krunControlPort,
-			// The stand-in libkrun reaches guest vsock port P at this unix socket.
-			UnixPath: sbxinit.ControlDir + "/vsock-" + strconv.Itoa(krunControlPort) + ".sock",
-		},
-	}
-	for _, r := range s.Resources.Rlimits {
-		c.Rlimits = append(c.Rlimits, sbxinit.Rlimit{Name: r.Name, Resource: r.Resource, Soft: r.Soft, Hard: r.Hard})
+	c := sbxinit.FromSpec(s)
+	// The guest's vsock port, which libkrun maps to <sandbox dir>/ctl/init.sock on the host;
+	// the stand-in libkrun, without vsock, relays that socket to this unix one instead.
+	c.Control.VsockPort = krunControlPort
+	c.Control.UnixPath = sbxinit.ControlDir + "/vsock-" + strconv.Itoa(krunControlPort) + ".sock"
+	// Kernel file systems libkrun's own init or kernel may have mounted already (then
+	// skipped), the shares by tag.
+	c.Mounts = []sbxinit.Mount{
+		{Type: sbxinit.Proc, Target: "/proc"},
+		{Type: sbxinit.Sysfs, Target: "/sys"},
+		{Type: sbxinit.Devpts, Target: "/dev/pts"},
 	}
 	for i, m := range s.Mounts {
 		c.Mounts = append(c.Mounts, sbxinit.Mount{Type: sbxinit.Virtiofs, Source: krunShareTag(i), Target: m.Target, ReadOnly: m.ReadOnly})
 	}
-	if tap != nil {
-		n := &sbxinit.Network{Interface: "eth0", Address: tap.Prefix(), Gateway: tap.DefaultRoute(), MTU: tap.MTU()}
-		if dns {
-			n.DNS = []netip.Addr{tap.DNS()}
-		}
-		for _, name := range sortedKeys(s.Network.Peers) {
-			n.Hosts = append(n.Hosts, sbxinit.Host{Name: name, Addr: s.Network.Peers[name]})
-		}
-		c.Network = n
+	if c.Network == nil {
+		c.Network = &sbxinit.Network{}
+	}
+	if tap == nil {
+		// No NIC: scope none, or TSI.
+		c.Network.Interface, c.Network.Address = "", netip.Prefix{}
+		return c
+	}
+	c.Network.Interface = sbxinit.DefaultInterface
+	c.Network.Address = tap.Prefix()
+	c.Network.Gateway = tap.DefaultRoute()
+	c.Network.MTU = tap.MTU()
+	if dns {
+		c.Network.DNS = []netip.Addr{tap.DNS()}
 	}
 	return c
 }
@@ -320,6 +328,9 @@ func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writ
 		}
 	}
 	if err := os.Chmod(cfg.Overlay.Upper, 0o755); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(krunControlSocket(s)), 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
 	if err := writeInitLayer(s, inst.handle, inst.dns != nil); err != nil {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/sbx-dev/sbx/runtime"
 	"github.com/sbx-dev/sbx/runtime/nsnet"
+	"github.com/sbx-dev/sbx/runtime/sbxinit"
 )
 
 // standinLib builds the checking stand-in libkrun (testdata/krun) with gcc, as flags make it
@@ -179,6 +180,21 @@ sandbox "vm" {
 	}
 	if _, err := os.Stat(filepath.Join(out, "x")); err != nil {
 		t.Errorf("the guest's write did not reach the host: %v", err)
+	}
+	// The init's control socket, through libkrun's vsock port at <sandbox dir>/ctl/init.sock.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := sbxinit.DialUnix(ctx, filepath.Join(p.dir, ".sbx", "sandboxes", "vm", "ctl", sbxinit.ControlSocket))
+	if err != nil {
+		t.Fatalf("dial the init's control socket: %v", err)
+	}
+	defer c.Close()
+	if st, err := c.Status(ctx); err != nil || st.State != sbxinit.StateRunning {
+		t.Errorf("status through the control socket: %+v, %v", st, err)
+	}
+	var stdout bytes.Buffer
+	if code, err := c.Exec(ctx, sbxinit.ExecRequest{Argv: []string{"sh", "-c", "echo exec-as-$(id -u)"}}, nil, &stdout, io.Discard); err != nil || code != 0 || stdout.String() != "exec-as-65534\n" {
+		t.Errorf("exec through the control socket: %d %q %v", code, stdout.String(), err)
 	}
 	got := krunCalls(t, calls)
 	for _, fn := range []string{"krun_create_ctx", "krun_set_vm_config", rootCall, "krun_disable_implicit_vsock", "krun_add_vsock",
