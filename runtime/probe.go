@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -117,7 +118,9 @@ func (p LogProbe) Check(ctx context.Context) error {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if _, text := SplitStamp(sc.Bytes()); p.Pattern.Match(text) {
+		// sbx's own notes in the console ("[sbx] unready: no line matches …") are not the
+		// payload's output: a pattern must never match its own failure message.
+		if _, text := SplitStamp(sc.Bytes()); !bytes.HasPrefix(text, []byte("[sbx] ")) && p.Pattern.Match(text) {
 			return nil
 		}
 	}
