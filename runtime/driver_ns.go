@@ -86,6 +86,7 @@ func (d *nsDriver) nsConfig(s *spec.RunSpec) ns.Config {
 		User:         s.Process.User,
 		CPUs:         s.Resources.CPUs,
 		MemoryMiB:    s.Resources.MemoryMiB,
+		Pids:         s.Resources.Pids,
 		CgroupParent: cgroupParent(s.Project),
 	}
 	for _, m := range s.Mounts {
