@@ -260,7 +260,7 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 		_ = stopSupervisor(context.WithoutCancel(ctx), pid, startTime, stopGrace(sb.StopTimeout))
 		return fmt.Errorf("record the sandbox in the state: %w", err)
 	}
-	return waitSupervisor(ctx, dir, pid, startTime, generation, reportTimeout(rs.Ready))
+	return waitSupervisor(ctx, dir, pid, startTime, generation, rs.Ready)
 }
 
 // reportTimeout bounds the wait for a supervisor to say whether its sandbox is ready: the
@@ -295,7 +295,7 @@ func (e *Engine) waitDependencies(ctx context.Context, cfg *lang.Config, name st
 		if rs, err := ReadRunSpec(e.Project.SandboxDir(dep)); err == nil {
 			probe = rs.Ready
 		}
-		if err := waitSupervisor(ctx, e.Project.SandboxDir(dep), rec.Pid, rec.StartTime, rec.Generation, reportTimeout(probe)); err != nil {
+		if err := waitSupervisor(ctx, e.Project.SandboxDir(dep), rec.Pid, rec.StartTime, rec.Generation, probe); err != nil {
 			return fmt.Errorf("not started: dependency %s is not ready: %w", dep, err)
 		}
 	}

@@ -237,7 +237,7 @@ func (e *Engine) restart(ctx context.Context, rec *planner.Record) error {
 		_ = stopSupervisor(context.WithoutCancel(ctx), pid, start, stopGrace(rs.StopTimeout))
 		return err
 	}
-	return waitSupervisor(ctx, dir, pid, start, rs.Generation, reportTimeout(rs.Ready))
+	return waitSupervisor(ctx, dir, pid, start, rs.Generation, rs.Ready)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
