@@ -231,6 +231,9 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	if err := state.EnsureDirs(e.Project.Store.Dir(), filepath.Join("sandboxes", sb.Name)); err != nil {
 		return err
 	}
+	if err := checkSpace(e.Project.Store.Dir()); err != nil {
+		return err
+	}
 	if r := e.Project.runningElsewhere(sb.Name, 0); r != nil {
 		return fmt.Errorf("%s is already running (supervisor pid %d) though the state in .sbx/ lost track of it (was .sbx/ removed?); a second copy would share its writable layer: 'sbx down %s' stops it", sb.Name, r.Pid, sb.Name)
 	}
