@@ -7,21 +7,28 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 60s
 BENCHTIME ?= 1s
 
-.PHONY: help deps build install example test lint fuzz bench bench-compare clean
+.PHONY: help deps build install man example test lint fuzz bench bench-compare clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## build bin/sbx (static, no cgo)
+build: ## build bin/sbx and bin/sbx-init, the in-sandbox init (static, no cgo)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sbx ./cmd/sbx
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/sbx-init ./cmd/sbx-init
 
-install: build ## install sbx into $(PREFIX)/bin
+man: ## write the manual page man/sbx.1, generated from the command line's model
+	@mkdir -p man
+	$(GO) run -ldflags '-X main.version=$(VERSION)' ./cmd/sbx __man > man/sbx.1.tmp && mv man/sbx.1.tmp man/sbx.1
+
+install: build ## install sbx and sbx-init into $(PREFIX)/bin
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 bin/sbx $(DESTDIR)$(PREFIX)/bin/sbx
+	install -m 0755 bin/sbx-init $(DESTDIR)$(PREFIX)/bin/sbx-init
 
 # Debian packages the tests and the example need: busybox-static (test images), gcc (the
-# stand-in libkrun), iproute2 (test hosts in network namespaces), curl.
-DEB_DEPS := busybox-static gcc libc6-dev iproute2 curl
+# stand-in libkrun), iproute2 (test hosts in network namespaces), curl, podman and runc (the
+# isolation suite compares sbx with podman --runtime runc).
+DEB_DEPS := busybox-static gcc libc6-dev iproute2 curl podman runc
 deps: ## install the Debian packages the tests need, when missing (as root)
 	@missing=$$(for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -13,6 +13,11 @@
 #                   httpd is PID 1, ignores SIGTERM and `podman rm -f` waits its 10 s stop timeout
 #   BENCH_TOOL=hyperfine|loop   hyperfine (default when installable) or a date +%s%N loop
 #   NO_PODMAN=1     measure sbx only
+#   SBX_BEFORE=path another sbx binary (e.g. built from an older commit) timed the same way,
+#                   for a before/after comparison in one run on one machine
+#   BASE=rev        also time the ns driver's bare start-up (runtime/ns BenchmarkStartStop: a
+#                   sandbox that runs `true`) as of git revision rev, beside the working tree's
+#   NO_BARE=1       skip the bare start-up figures (the ns benchmark and `podman run --rm true`)
 #
 # Both sides are timed to the same criterion: the published port on 127.0.0.1 answers an HTTP
 # request (busybox httpd's 404 counts). `sbx up` returns once its ready probe passed; that figure
@@ -23,6 +28,7 @@ N=${N:-10}
 SBX_SCOPE=${SBX_SCOPE:-public}
 PODMAN_INIT=${PODMAN_INIT:-1}
 NO_PODMAN=${NO_PODMAN:-0}
+NO_BARE=${NO_BARE:-0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '%s\n' "bench: $*" >&2; }
@@ -239,6 +245,15 @@ SBX_UP="$SBX_CMD up >/dev/null"
 bench "sbx up (returns)" "$SBX_DOWN" "$SBX_UP"
 bench "sbx up -> answers" "$SBX_DOWN" "$SBX_UP && $WAIT $SBX_PORT"
 bench "sbx down" "$SBX_DOWN; $SBX_UP && $WAIT $SBX_PORT" "$SBX_DOWN"
+if [[ -n ${SBX_BEFORE:-} ]]; then
+	[[ -x $SBX_BEFORE ]] || die "SBX_BEFORE=$SBX_BEFORE is not an executable"
+	eval "$SBX_DOWN"
+	BEFORE_CMD="$(printf '%q' "$SBX_BEFORE") --no-color -C $(printf '%q' "$PROJ")"
+	bench "sbx(before) up (returns)" "$BEFORE_CMD down >/dev/null" "$BEFORE_CMD up >/dev/null"
+	bench "sbx(before) up -> answers" "$BEFORE_CMD down >/dev/null" "$BEFORE_CMD up >/dev/null && $WAIT $SBX_PORT"
+	bench "sbx(before) down" "$BEFORE_CMD down >/dev/null; $BEFORE_CMD up >/dev/null && $WAIT $SBX_PORT" "$BEFORE_CMD down >/dev/null"
+	eval "$BEFORE_CMD down >/dev/null"
+fi
 if [[ $NO_PODMAN != 1 ]]; then
 	PODMAN_RM="podman rm -f $CTR >/dev/null"
 	PODMAN_CLEAN="podman rm -f -t 0 --ignore $CTR >/dev/null"
@@ -248,6 +263,40 @@ if [[ $NO_PODMAN != 1 ]]; then
 	eval "$PODMAN_CLEAN"
 fi
 eval "$SBX_DOWN"
+
+# --- bare start-up: a sandbox that runs `true` -------------------------------------------------
+# The ns driver's own start (namespaces, cgroups, overlay, /dev, seccomp, init; no network, no
+# image store) from its Go benchmark, which also reports CPU time per start (steadier than wall
+# time on a busy machine), beside `podman run --rm` of `true` on a rootfs directory.
+# nsbench DIR LABEL: runs runtime/ns's BenchmarkStartStop in the tree at DIR; the CPU time is the
+# benchmark process's and its children's (user + system) over the starts it made (N*10, plus
+# one warm-up), so trees whose benchmark lacks a CPU metric are measured alike.
+nsbench() {
+	local dir=$1 label=$2 line runs=$((N * 10)) cpu
+	(cd "$dir" && go test -c -o "$TMP/ns.test" ./runtime/ns/) >&2 || { log "cannot build runtime/ns's test in $dir"; return; }
+	log "timing: $label"
+	cpu=$( { TIMEFORMAT='%3U %3S'; time "$TMP/ns.test" -test.run '^$' -test.bench '^BenchmarkStartStop$' \
+		-test.benchtime "${runs}x" >"$TMP/ns.out" 2>&1; } 2>&1)
+	line=$(grep '^BenchmarkStartStop' "$TMP/ns.out") || { log "the benchmark failed in $dir:"; cat "$TMP/ns.out" >&2; return; }
+	awk -v name="$label" -v cpu="$cpu" -v runs="$runs" '{ split(cpu, c, " ")
+		printf "%s\t%.2f\t%.2f\n", name, $3 / 1e6, (c[1] + c[2]) * 1000 / (runs + 1) }' <<<"$line" >>"$TMP/bare"
+}
+: >"$TMP/bare"
+if [[ $NO_BARE != 1 ]]; then
+	nsbench "$ROOT" "ns start+wait (this tree)"
+	if [[ -n ${BASE:-} ]]; then
+		mkdir -p "$TMP/base"
+		git -C "$ROOT" archive "$BASE" | tar -x -C "$TMP/base"
+		nsbench "$TMP/base" "ns start+wait ($BASE)"
+	fi
+	if [[ $NO_PODMAN != 1 ]]; then
+		mkdir -p "$TMP/rootfs/bin"
+		cp /bin/busybox "$TMP/rootfs/bin/busybox"
+		ln -s busybox "$TMP/rootfs/bin/true"
+		PODMAN_TRUE="podman --runtime runc run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --rootfs $TMP/rootfs /bin/true"
+		bench "podman run --rm true" ":" "$PODMAN_TRUE"
+	fi
+fi
 
 # --- report ---------------------------------------------------------------------------------
 get() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n { print $c }' "$TMP/results"; }
@@ -263,6 +312,14 @@ printf '%-28s %10s %10s %10s\n' "" "median ms" "min ms" "max ms"
 while IFS=$'\t' read -r name med min max; do
 	printf '%-28s %10s %10s %10s\n' "$name" "$med" "$min" "$max"
 done <"$TMP/results"
+if [[ -s $TMP/bare ]]; then
+	echo
+	printf '%-28s %10s %10s\n' "bare start-up (runs true)" "mean ms" "cpu ms/op"
+	while IFS=$'\t' read -r name ms cpu; do
+		printf '%-28s %10s %10s\n' "$name" "$ms" "$cpu"
+	done <"$TMP/bare"
+	[[ -z $(get "podman run --rm true" 2) ]] || echo "(podman run --rm true: see the table above)"
+fi
 if [[ $NO_PODMAN != 1 ]]; then
 	echo
 	printf '%-28s %10s %10s\n' "ratio sbx / podman" "median" "min"

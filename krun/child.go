@@ -25,6 +25,43 @@ type report struct {
 	Errno   int    `json:"errno,omitempty"`
 	Kind    string `json:"kind,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Facts are the typed errors behind Message, rebuilt by the parent.
+	Facts []fact `json:"facts,omitempty"`
+}
+
+// fact is a [*MissingError] or [*FeatureError] on the wire.
+type fact struct {
+	Func    string   `json:"func,omitempty"`
+	Since   string   `json:"since,omitempty"`
+	Feature *Feature `json:"feature,omitempty"`
+	Unknown bool     `json:"unknown,omitempty"`
+	Path    string   `json:"path"`
+}
+
+func factsOf(err error) []fact {
+	var out []fact
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+			return
+		case *MissingError:
+			out = append(out, fact{Func: e.Func, Since: e.Since, Path: e.Path})
+			return
+		case *FeatureError:
+			f := e.Feature
+			out = append(out, fact{Feature: &f, Unknown: e.Unknown, Path: e.Path})
+			return
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return out
 }
 
 const (
@@ -54,6 +91,7 @@ type ConfigError struct {
 	// ExitCode is the child's exit status.
 	ExitCode int
 	kind     string
+	facts    []fact
 }
 
 // Error describes the child's report.
@@ -61,29 +99,41 @@ func (e *ConfigError) Error() string {
 	return "vmm child could not configure the VM: " + e.Message
 }
 
-// Unwrap returns the underlying libkrun error or sentinel.
-func (e *ConfigError) Unwrap() error {
+// Unwrap returns the underlying libkrun error, the typed facts
+// ([*MissingError], [*FeatureError]) and the matching sentinel.
+func (e *ConfigError) Unwrap() []error {
+	var errs []error
 	if e.Func != "" && e.Errno != 0 {
-		return &Error{Func: e.Func, Errno: e.Errno}
+		errs = append(errs, &Error{Func: e.Func, Errno: e.Errno})
+	}
+	for _, f := range e.facts {
+		if f.Feature != nil {
+			errs = append(errs, &FeatureError{Feature: *f.Feature, Path: f.Path, Unknown: f.Unknown})
+		} else {
+			errs = append(errs, &MissingError{Func: f.Func, Since: f.Since, Path: f.Path})
+		}
 	}
 	switch e.kind {
 	case kindMissing:
-		return ErrMissing
+		errs = append(errs, ErrMissing)
 	case kindInvalid:
-		return ErrInvalidArgument
+		errs = append(errs, ErrInvalidArgument)
 	case kindUnsupported:
-		return ErrUnsupported
+		errs = append(errs, ErrUnsupported)
 	}
-	return nil
+	return errs
 }
 
 func reportFor(err error) report {
-	r := report{Status: statusError, Message: err.Error()}
+	r := report{Status: statusError, Message: err.Error(), Facts: factsOf(err)}
 	var ke *Error
 	var le *LoadError
 	switch {
 	case errors.As(err, &ke):
 		r.Func, r.Errno = ke.Func, int(ke.Errno)
+	case errors.Is(err, ErrUnsupported) && errors.Is(err, ErrMissing):
+		// Both kinds: the facts carry the detail.
+		r.Kind = kindUnsupported
 	case errors.Is(err, ErrMissing):
 		r.Kind = kindMissing
 		var me *MissingError
@@ -159,5 +209,16 @@ func configureChild(ctx context.Context, stdin io.Reader, opts []Option) (*Ctx, 
 	if err != nil {
 		return nil, err
 	}
-	return lib.Configure(&cfg)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := lib.Check(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Overlay != nil && !lib.libkrunAssemblesOverlay(&cfg) {
+		if err := mountOverlay(cfg.Overlay); err != nil {
+			return nil, err
+		}
+	}
+	return lib.configureChecked(&cfg)
 }

@@ -34,7 +34,8 @@ func spawnStandin(t *testing.T, ctx context.Context, variant string, cfg krun.VM
 		"KRUN_STANDIN_LOG="+log,
 	)
 	env = append(env, extraEnv...)
-	child, err := krun.Spawn(ctx, []string{os.Args[0]}, cfg, krun.WithChildEnv(env), krun.WithStopTimeout(5*time.Second))
+	child, err := krun.Spawn(ctx, []string{os.Args[0]}, cfg, krun.WithChildEnv(env), krun.WithStopTimeout(5*time.Second),
+		krun.WithChildLog(filepath.Join(t.TempDir(), "vmm.log")))
 	if child != nil {
 		t.Cleanup(func() { _ = child.Signal(syscall.SIGKILL); <-child.Done() })
 	}
@@ -43,71 +44,109 @@ func spawnStandin(t *testing.T, ctx context.Context, variant string, cfg krun.VM
 
 func u32(v uint32) *uint32 { return &v }
 
+func scopePtr(s krun.Scope) *krun.Scope { return &s }
+
 // goldenConfig builds the configs compared against testdata/krun/golden.
 func goldenConfigs(dir string) map[string]struct {
 	variant string
 	cfg     krun.VMConfig
 } {
+	for _, d := range []string{"layers/base", "layers/app", "rw/root", "rw/work", "merged", "root"} {
+		_ = os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
 	return map[string]struct {
 		variant string
 		cfg     krun.VMConfig
 	}{
-		// Every feature, on a libkrun with the fork's and upstream's functions.
-		"full": {variantFull, krun.VMConfig{
+		// microsandbox's fork: libkrun assembles the layers and enforces a
+		// TSI scope with a static address.
+		"fork_layers": {variantFork, krun.VMConfig{
 			LogLevel:  krun.LogWarn,
 			CPUs:      2,
 			MemoryMiB: 1024,
-			Layers:    []string{dir + "/layers/base", dir + "/layers/app", dir + "/rw"},
+			Layers:    []string{dir + "/layers/base", dir + "/layers/app", dir + "/rw/root"},
 			Mounts: []krun.Mount{
-				{Tag: "src", HostPath: dir + "/src", Target: "/app/src"},
-				{Tag: "cfg", HostPath: dir + "/cfg", Target: "/etc/app", ReadOnly: true},
+				{Tag: "src", HostPath: dir + "/src"},
+				{Tag: "cfg", HostPath: dir + "/cfg"},
 			},
-			PortMap:       []krun.PortMapping{{Host: 8080, Guest: 80}, {Host: 8443, Guest: 443}},
-			Network:       krun.Network{Scope: krun.ScopeGroup, IP: "10.88.0.5", Subnet: "10.88.0.0/24"},
+			Net: krun.Net{
+				PortMap: []krun.PortMapping{{Host: 8080, Guest: 80}, {Host: 8443, Guest: 443}},
+				Scope:   scopePtr(krun.ScopeGroup), IP: "10.88.0.5", Subnet: "10.88.0.0/24",
+			},
 			Rlimits:       []krun.Rlimit{{Resource: 7, Cur: 1024, Max: 4096}, {Resource: 6, Cur: 512, Max: 512}},
 			Workdir:       "/app",
-			ExecPath:      "/usr/bin/server",
-			Argv:          []string{"--port", "80", "--name", `quoted "arg"`},
-			Env:           []string{"PATH=/usr/bin:/bin", "HOME=/root"},
+			ExecPath:      "/.sbx/init",
+			Argv:          []string{},
+			Env:           []string{},
+			ConsoleOutput: dir + "/console.log",
+		}},
+		// The fork, no network: TSI scope none (it has no
+		// krun_disable_implicit_vsock).
+		"fork_none": {variantFork, krun.VMConfig{
+			CPUs:          1,
+			MemoryMiB:     256,
+			Root:          dir + "/root",
+			Net:           krun.Net{Mode: krun.NetNone},
+			ExecPath:      "/.sbx/init",
+			Env:           []string{},
+			ConsoleOutput: dir + "/console.log",
+		}},
+		// Upstream 1.19 with NET: the overlay mounted by the VMM child, a
+		// tap NIC, no TSI, the init's control port.
+		"upstream_tap": {variantUpstream, krun.VMConfig{
+			LogLevel:  krun.LogWarn,
+			CPUs:      2,
+			MemoryMiB: 512,
+			Overlay: &krun.Overlay{
+				Lower: []string{dir + "/layers/base", dir + "/layers/app"},
+				Upper: dir + "/rw/root", Work: dir + "/rw/work", Merged: dir + "/merged",
+			},
+			Mounts:        []krun.Mount{{Tag: "sbx0", HostPath: dir + "/src"}},
+			Net:           krun.Net{Mode: krun.NetTap, Taps: []krun.Tap{{Name: "sbxt1234", MAC: "02:0a:58:00:00:05"}}},
+			VsockPorts:    []krun.VsockPort{{Port: 1024, Path: dir + "/ctl.sock", Listen: true}},
+			Rlimits:       []krun.Rlimit{{Resource: 7, Cur: 512, Max: 1024}},
+			ExecPath:      "/.sbx/init",
+			Env:           []string{},
 			ConsoleOutput: dir + "/console.log",
 			UID:           u32(1000),
 			GID:           u32(1000),
 		}},
-		// Upstream libkrun, scope none: no krun_set_tsi_scope, so the
-		// implicit vsock (TSI) is removed. Empty port map, inherited env.
+		// Upstream, no network: no NIC, no TSI, vsock back without TSI for
+		// the control port.
 		"upstream_none": {variantUpstream, krun.VMConfig{
 			CPUs:          1,
 			MemoryMiB:     256,
 			Root:          dir + "/root",
-			PortMap:       []krun.PortMapping{},
-			Network:       krun.Network{Scope: krun.ScopeNone},
-			ExecPath:      "/bin/sh",
-			Argv:          []string{"-c", "true"},
+			Net:           krun.Net{Mode: krun.NetNone},
+			VsockPorts:    []krun.VsockPort{{Port: 1024, Path: dir + "/ctl.sock", Listen: true}},
+			ExecPath:      "/.sbx/init",
+			Env:           []string{},
 			ConsoleOutput: dir + "/console.log",
 		}},
-		// Upstream libkrun, scope any: TSI's default, nothing to call. A nil
-		// port map (expose all) and a mount.
-		"upstream_any": {variantUpstream, krun.VMConfig{
+		// Upstream without NET, scope any: TSI with an explicit port map.
+		"upstream_any": {variantUpstreamNoNet, krun.VMConfig{
 			LogLevel:      krun.LogOff,
 			CPUs:          4,
 			MemoryMiB:     2048,
 			Root:          dir + "/root",
-			Mounts:        []krun.Mount{{Tag: "data", HostPath: dir + "/data", Target: "/data"}},
-			Network:       krun.Network{Scope: krun.ScopeAny},
+			Net:           krun.Net{PortMap: []krun.PortMapping{{Host: 3000, Guest: 3000}}},
 			ExecPath:      "/bin/app",
-			Env:           []string{},
+			Env:           []string{"A=1"},
 			ConsoleOutput: dir + "/console.log",
 		}},
-		// The fork without upstream's extras, scope public.
-		"fork_public": {variantFork, krun.VMConfig{
-			CPUs:          1,
-			MemoryMiB:     512,
-			Layers:        []string{dir + "/rw"},
-			PortMap:       []krun.PortMapping{{Host: 3000, Guest: 3000}},
-			Network:       krun.Network{Scope: krun.ScopePublic},
-			ExecPath:      "/bin/app",
-			Argv:          []string{},
-			Env:           []string{"A=1"},
+		// Everything exported: an overlay root the library may assemble
+		// itself takes the fast path.
+		"full_overlay_fast_path": {variantFull, krun.VMConfig{
+			CPUs:      1,
+			MemoryMiB: 128,
+			Overlay: &krun.Overlay{
+				Lower: []string{dir + "/layers/base"},
+				Upper: dir + "/rw/root", Work: dir + "/rw/work", Merged: dir + "/merged",
+				PreferLibkrun: true,
+			},
+			Net:           krun.Net{PortMap: []krun.PortMapping{}},
+			ExecPath:      "/.sbx/init",
+			Env:           []string{},
 			ConsoleOutput: dir + "/console.log",
 		}},
 	}
@@ -175,7 +214,6 @@ func baseConfig(dir string) krun.VMConfig {
 		CPUs:      1,
 		MemoryMiB: 128,
 		Root:      dir,
-		Network:   krun.Network{Scope: krun.ScopeAny},
 		ExecPath:  "/bin/true",
 	}
 }
@@ -204,24 +242,42 @@ func TestChildConfigError(t *testing.T) {
 	}
 }
 
-func TestChildScopeRefused(t *testing.T) {
+// TestChildRefused: what a libkrun build cannot do is refused in the child
+// before any context exists, as a typed fact.
+func TestChildRefused(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		edit func(*krun.VMConfig)
+		name, variant string
+		edit          func(*krun.VMConfig)
+		check         func(error) bool
 	}{
-		{"group", func(c *krun.VMConfig) { c.Network = krun.Network{Scope: krun.ScopeGroup, Subnet: "10.0.0.0/24"} }},
-		{"public", func(c *krun.VMConfig) { c.Network = krun.Network{Scope: krun.ScopePublic} }},
-		{"static ip", func(c *krun.VMConfig) { c.Network = krun.Network{Scope: krun.ScopeAny, IP: "10.0.0.3"} }},
-		{"none with ports", func(c *krun.VMConfig) {
-			c.Network = krun.Network{Scope: krun.ScopeNone}
-			c.PortMap = []krun.PortMapping{{Host: 80, Guest: 80}}
+		{"tap without NET", variantUpstreamNoNet, func(c *krun.VMConfig) {
+			c.Net = krun.Net{Mode: krun.NetTap, Taps: []krun.Tap{{Name: "t0", MAC: "02:00:00:00:00:01"}}}
+		}, func(err error) bool {
+			var fe *krun.FeatureError
+			return errors.As(err, &fe) && fe.Feature == krun.FeatureNet && errors.Is(err, krun.ErrUnsupported)
 		}},
+		{"tap on the fork", variantFork, func(c *krun.VMConfig) {
+			c.Net = krun.Net{Mode: krun.NetTap, Taps: []krun.Tap{{Name: "t0", MAC: "02:00:00:00:00:01"}}}
+		}, func(err error) bool {
+			var me *krun.MissingError
+			return errors.As(err, &me) && me.Func == "krun_add_net_tap" && me.Since == "libkrun >= 1.15"
+		}},
+		{"tsi scope upstream", variantUpstream, func(c *krun.VMConfig) {
+			c.Net = krun.Net{Scope: scopePtr(krun.ScopePublic)}
+		}, func(err error) bool { return errors.Is(err, krun.ErrMissing) }},
+		{"layers upstream", variantUpstream, func(c *krun.VMConfig) {
+			c.Root, c.Layers = "", []string{"/l1", "/l2"}
+		}, func(err error) bool { return errors.Is(err, krun.ErrMissing) }},
+		{"listening vsock on the fork", variantFork, func(c *krun.VMConfig) {
+			c.VsockPorts = []krun.VsockPort{{Port: 1, Path: "/tmp/x.sock", Listen: true}}
+		}, func(err error) bool { return errors.Is(err, krun.ErrMissing) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := baseConfig(t.TempDir())
 			tc.edit(&cfg)
-			_, log, err := spawnStandin(t, context.Background(), variantUpstream, cfg)
-			if !errors.Is(err, krun.ErrUnsupported) || !strings.Contains(err.Error(), "krun_set_tsi_scope") {
+			_, log, err := spawnStandin(t, context.Background(), tc.variant, cfg)
+			var ce *krun.ConfigError
+			if !errors.As(err, &ce) || !tc.check(err) {
 				t.Fatalf("err = %v", err)
 			}
 			for _, c := range readCalls(t, log) {
@@ -230,27 +286,6 @@ func TestChildScopeRefused(t *testing.T) {
 				}
 			}
 		})
-	}
-	// The same, checked in-process, and scope none needs
-	// krun_disable_implicit_vsock when krun_set_tsi_scope is missing.
-	up, _ := openStandin(t, variantUpstream)
-	cfg := baseConfig(t.TempDir())
-	cfg.Network.Scope = krun.ScopeGroup
-	if err := up.Check(&cfg); !errors.Is(err, krun.ErrUnsupported) {
-		t.Errorf("Check(group) = %v", err)
-	}
-	cfg.Network.Scope = krun.ScopeNone
-	if err := up.Check(&cfg); err != nil {
-		t.Errorf("Check(none) = %v", err)
-	}
-}
-
-func TestChildMissingOverlay(t *testing.T) {
-	cfg := baseConfig("")
-	cfg.Layers = []string{t.TempDir()}
-	_, _, err := spawnStandin(t, context.Background(), variantUpstream, cfg)
-	if !errors.Is(err, krun.ErrMissing) || !strings.Contains(err.Error(), "krun_set_overlayfs_root") {
-		t.Fatalf("err = %v", err)
 	}
 }
 
@@ -281,7 +316,7 @@ func TestChildExitCode(t *testing.T) {
 func TestChildExitsBeforeReport(t *testing.T) {
 	cfg := baseConfig(t.TempDir())
 	_, err := krun.Spawn(context.Background(), []string{"/bin/sh", "-c", "echo boom >&2; exit 3"}, cfg)
-	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "boom") {
+	if err == nil || !strings.Contains(err.Error(), "status 3: boom") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -379,7 +414,7 @@ func TestVMConfigJSONKeepsNilAndEmpty(t *testing.T) {
 		want string
 	}{
 		{krun.VMConfig{}, `"port_map":null`},
-		{krun.VMConfig{PortMap: []krun.PortMapping{}}, `"port_map":[]`},
+		{krun.VMConfig{Net: krun.Net{PortMap: []krun.PortMapping{}}}, `"port_map":[]`},
 		{krun.VMConfig{}, `"env":null`},
 		{krun.VMConfig{Env: []string{}}, `"env":[]`},
 	} {
@@ -394,7 +429,7 @@ func TestVMConfigJSONKeepsNilAndEmpty(t *testing.T) {
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatal(err)
 		}
-		if (back.PortMap == nil) != (tc.cfg.PortMap == nil) || (back.Env == nil) != (tc.cfg.Env == nil) {
+		if (back.Net.PortMap == nil) != (tc.cfg.Net.PortMap == nil) || (back.Env == nil) != (tc.cfg.Env == nil) {
 			t.Errorf("%s: nil-ness lost in round trip", b)
 		}
 	}

@@ -1,6 +1,10 @@
 package krun
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
 
 // Ctx is a libkrun configuration context (krun_create_ctx). Its methods map
 // one to one onto the krun_* functions taking a ctx_id; each returns an
@@ -122,17 +126,18 @@ func (c *Ctx) SetNetMAC(mac [6]byte) error {
 	return err
 }
 
-// SetPortMap sets the host:guest TCP port map (krun_set_port_map). A nil map
-// is NULL: libkrun exposes every listening guest port. An empty non-nil map
-// exposes none.
+// SetPortMap sets the host:guest TCP port map (krun_set_port_map). An empty
+// map exposes no port. libkrun's NULL ("expose every listening port")
+// dereferences the pointer in some releases and crashes the VMM, so a nil map
+// is refused: not calling SetPortMap at all has that meaning.
 func (c *Ctx) SetPortMap(ports []PortMapping) error {
+	if ports == nil {
+		return fmt.Errorf("%s: a nil port map would pass NULL, which crashes libkrun; pass an empty map or do not call it: %w", fnSetPortMap, ErrInvalidArgument)
+	}
 	m := newCmem(fnSetPortMap)
-	var ss []string
-	if ports != nil {
-		ss = make([]string, 0, len(ports))
-		for _, pm := range ports {
-			ss = append(ss, pm.String())
-		}
+	ss := make([]string, 0, len(ports))
+	for _, pm := range ports {
+		ss = append(ss, pm.String())
 	}
 	p := m.strv("c_port_map", ss)
 	_, err := c.call(fnSetPortMap, m, func() int32 { return c.lib.fn.setPortMap(c.id, p) })
@@ -208,7 +213,17 @@ func (c *Ctx) SetWorkdir(path string) error {
 // (argv[1:] in libkrun's convention) and its environment (krun_set_exec). A nil
 // env is NULL, which makes libkrun pass on the calling process's environment;
 // an empty non-nil env passes none.
+//
+// libkrun carries argv and env to the guest on the kernel command line inside
+// double quotes, without escaping: a value holding '"' or a newline would be
+// split or would inject kernel parameters, so it is refused here.
 func (c *Ctx) SetExec(path string, argv, env []string) error {
+	if err := cmdlineSafe(fnSetExec, "c_argv", argv); err != nil {
+		return err
+	}
+	if err := cmdlineSafe(fnSetExec, "c_envp", env); err != nil {
+		return err
+	}
 	m := newCmem(fnSetExec)
 	p := m.str("c_exec_path", path)
 	a := m.strv("c_argv", argv)
@@ -218,12 +233,27 @@ func (c *Ctx) SetExec(path string, argv, env []string) error {
 }
 
 // SetEnv sets the workload's environment (krun_set_env); nil means the
-// calling process's environment, as for [Ctx.SetExec].
+// calling process's environment, as for [Ctx.SetExec], whose quoting rule
+// applies too.
 func (c *Ctx) SetEnv(env []string) error {
+	if err := cmdlineSafe(fnSetEnv, "c_envp", env); err != nil {
+		return err
+	}
 	m := newCmem(fnSetEnv)
 	e := m.strv("c_envp", env)
 	_, err := c.call(fnSetEnv, m, func() int32 { return c.lib.fn.setEnv(c.id, e) })
 	return err
+}
+
+// cmdlineSafe refuses values libkrun cannot carry on the kernel command line.
+func cmdlineSafe(fn, arg string, ss []string) error {
+	for i, s := range ss {
+		if strings.ContainsAny(s, "\"\n") {
+			return fmt.Errorf("%s: %s[%d] (%q) contains a double quote or newline, which libkrun passes unescaped on the kernel command line: %w",
+				fn, arg, i, s, ErrInvalidArgument)
+		}
+	}
+	return nil
 }
 
 // SetTEEConfigFile sets the TEE configuration file (krun_set_tee_config_file;
@@ -241,6 +271,40 @@ func (c *Ctx) AddVsockPort(port uint32, path string) error {
 	m := newCmem(fnAddVsockPort)
 	p := m.str("c_filepath", path)
 	_, err := c.call(fnAddVsockPort, m, func() int32 { return c.lib.fn.addVsockPort(c.id, port, p) })
+	return err
+}
+
+// AddVsockPort2 connects guest vsock port to the host UNIX socket at path;
+// with listen the guest listens and libkrun creates the host socket
+// (krun_add_vsock_port2, libkrun >= 1.10).
+func (c *Ctx) AddVsockPort2(port uint32, path string, listen bool) error {
+	m := newCmem(fnAddVsockPort2)
+	p := m.str("c_filepath", path)
+	_, err := c.call(fnAddVsockPort2, m, func() int32 { return c.lib.fn.addVsockPort2(c.id, port, p, listen) })
+	return err
+}
+
+// TSI features of krun_add_vsock.
+const (
+	TSIHijackInet uint32 = 1 << 0
+	TSIHijackUnix uint32 = 1 << 1
+)
+
+// AddVsock adds the vsock device explicitly, with the given TSI features (0:
+// vsock without TSI); it needs [Ctx.DisableImplicitVsock] first
+// (krun_add_vsock, libkrun >= 1.17).
+func (c *Ctx) AddVsock(tsiFeatures uint32) error {
+	_, err := c.call(fnAddVsock, nil, func() int32 { return c.lib.fn.addVsock(c.id, tsiFeatures) })
+	return err
+}
+
+// AddNetTap adds a virtio-net device backed by the host tap device name
+// (krun_add_net_tap, libkrun >= 1.15 built with NET=1). It disables TSI.
+func (c *Ctx) AddNetTap(name string, mac [6]byte, features, flags uint32) error {
+	m := newCmem(fnAddNetTap)
+	n := m.str("c_tap_name", name)
+	p := m.bytes(mac[:])
+	_, err := c.call(fnAddNetTap, m, func() int32 { return c.lib.fn.addNetTap(c.id, n, p, features, flags) })
 	return err
 }
 

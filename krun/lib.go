@@ -1,6 +1,7 @@
 package krun
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -43,6 +44,9 @@ const (
 	fnSetGID               = "krun_setgid"
 	fnGetMaxVCPUs          = "krun_get_max_vcpus"
 	fnHasFeature           = "krun_has_feature"
+	fnAddNetTap            = "krun_add_net_tap"
+	fnAddVsock             = "krun_add_vsock"
+	fnAddVsockPort2        = "krun_add_vsock_port2"
 )
 
 // symbol describes one C function: whether a libkrun without it is still
@@ -88,6 +92,9 @@ type funcs struct {
 	setGID               func(ctx uint32, gid uint32) int32
 	getMaxVCPUs          func() int32
 	hasFeature           func(feature uint64) int32
+	addNetTap            func(ctx uint32, name, mac uintptr, features, flags uint32) int32
+	addVsock             func(ctx uint32, tsiFeatures uint32) int32
+	addVsockPort2        func(ctx uint32, port uint32, path uintptr, listen bool) int32
 }
 
 // symbols lists every function bound, in libkrun.h order. Optional ones are
@@ -128,6 +135,9 @@ func (f *funcs) symbols() []symbol {
 		{fnSetGID, true, &f.setGID},
 		{fnGetMaxVCPUs, true, &f.getMaxVCPUs},
 		{fnHasFeature, true, &f.hasFeature},
+		{fnAddNetTap, true, &f.addNetTap},
+		{fnAddVsock, true, &f.addVsock},
+		{fnAddVsockPort2, true, &f.addVsockPort2},
 	}
 }
 
@@ -237,10 +247,11 @@ func buildOptions(opts []Option) (options, error) {
 
 // Lib is a loaded libkrun.
 type Lib struct {
-	path    string
-	handle  uintptr
-	fn      funcs
-	missing map[string]bool
+	path     string
+	handle   uintptr
+	fn       funcs
+	missing  map[string]bool
+	logLevel bool // krun_set_log_level was called
 }
 
 // Open loads libkrun and resolves its functions. Without options it tries
@@ -319,14 +330,27 @@ func (l *Lib) Close() error {
 // need returns a [*MissingError] if the library lacks fn.
 func (l *Lib) need(fn string) error {
 	if l.missing[fn] {
-		return &MissingError{Func: fn, Path: l.path}
+		return &MissingError{Func: fn, Path: l.path, Since: since[fn]}
 	}
 	return nil
 }
 
-// SetLogLevel sets libkrun's log level (krun_set_log_level).
+// ErrLogLevelSet is returned by a second [Lib.SetLogLevel]: libkrun installs
+// its logger once per process and fails (or aborts) when asked again.
+var ErrLogLevelSet = errors.New("krun_set_log_level: already called in this process (libkrun accepts it once)")
+
+// SetLogLevel sets libkrun's log level (krun_set_log_level). libkrun accepts
+// it once per process; a VMM process opens the library once, so a second
+// call on the same Lib returns [ErrLogLevelSet] without calling libkrun.
 func (l *Lib) SetLogLevel(level LogLevel) error {
-	return errno(fnSetLogLevel, l.fn.setLogLevel(uint32(level)))
+	if l.logLevel {
+		return ErrLogLevelSet
+	}
+	if err := errno(fnSetLogLevel, l.fn.setLogLevel(uint32(level))); err != nil {
+		return err
+	}
+	l.logLevel = true
+	return nil
 }
 
 // GetMaxVCPUs returns the maximum number of vCPUs the hypervisor supports
@@ -362,4 +386,55 @@ func (l *Lib) CreateCtx() (*Ctx, error) {
 		return nil, err
 	}
 	return &Ctx{lib: l, id: uint32(ret)}, nil
+}
+
+// NeedFeature returns nil if the library was built with f, a [*FeatureError]
+// if it was not or cannot say (no krun_has_feature), or the call's error.
+// A function can be exported and still do nothing in a build without its
+// feature, so this, not symbol presence, decides.
+func (l *Lib) NeedFeature(f Feature) error {
+	if !l.Has(fnHasFeature) {
+		return &FeatureError{Feature: f, Path: l.path, Unknown: true}
+	}
+	ok, err := l.HasFeature(f)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &FeatureError{Feature: f, Path: l.path}
+	}
+	return nil
+}
+
+// NeedFunc returns a [*MissingError] if the library lacks the C function fn.
+func (l *Lib) NeedFunc(fn string) error {
+	if !slices.Contains(Functions(), fn) {
+		return fmt.Errorf("%s is not a libkrun function this package binds: %w", fn, ErrInvalidArgument)
+	}
+	return l.need(fn)
+}
+
+// Capabilities is what a loaded libkrun can do: the optional functions it
+// exports and the build features it reports.
+type Capabilities struct {
+	// Path is the library.
+	Path string `json:"path"`
+	// Missing lists the optional functions it lacks, sorted.
+	Missing []string `json:"missing"`
+	// Features maps each feature name to whether the build has it; nil when
+	// the library has no krun_has_feature.
+	Features map[string]bool `json:"features"`
+}
+
+// Capabilities reports the functions and build features of the library.
+func (l *Lib) Capabilities() Capabilities {
+	c := Capabilities{Path: l.path, Missing: l.Missing()}
+	if l.Has(fnHasFeature) {
+		c.Features = map[string]bool{}
+		for _, f := range Features() {
+			ok, err := l.HasFeature(f)
+			c.Features[f.String()] = err == nil && ok
+		}
+	}
+	return c
 }

@@ -33,17 +33,19 @@ const (
 
 // Stand-in variants, built once per test run.
 const (
-	variantFull     = "full"     // fork functions and upstream extras
-	variantUpstream = "upstream" // no krun_set_overlayfs_root / krun_set_tsi_scope
-	variantFork     = "fork"     // no upstream extras
-	variantBroken   = "broken"   // no krun_set_exec (a required function)
+	variantFull          = "full"           // fork functions and upstream extras
+	variantUpstream      = "upstream"       // upstream 1.19 with NET
+	variantUpstreamNoNet = "upstream-nonet" // upstream 1.19 built without NET
+	variantFork          = "fork"           // microsandbox's fork (microsandbox-core 0.2.6)
+	variantBroken        = "broken"         // no krun_set_exec (a required function)
 )
 
 var variantFlags = map[string][]string{
-	variantFull:     nil,
-	variantUpstream: {"-DSTANDIN_NO_FORK_EXTRAS"},
-	variantFork:     {"-DSTANDIN_NO_UPSTREAM_EXTRAS"},
-	variantBroken:   {"-DSTANDIN_NO_SET_EXEC"},
+	variantFull:          nil,
+	variantUpstream:      {"-DSTANDIN_UPSTREAM"},
+	variantUpstreamNoNet: {"-DSTANDIN_UPSTREAM", "-DSTANDIN_NO_NET"},
+	variantFork:          {"-DSTANDIN_FORK"},
+	variantBroken:        {"-DSTANDIN_NO_SET_EXEC"},
 }
 
 var (
@@ -102,7 +104,7 @@ func parentMain() int {
 }
 
 func preflightMain() int {
-	err := krun.Preflight(krun.Needs{},
+	err := krun.Preflight(
 		krun.WithKVMDevice(os.Getenv("KRUN_TEST_KVM")),
 		krun.WithLibrary(krun.WithPath(os.Getenv(envLib))))
 	fmt.Println(err)

@@ -3,29 +3,20 @@ package krun
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 )
 
-// Needs is what a caller is about to ask of libkrun, for [Preflight].
-type Needs struct {
-	// Scopes are the network scopes the VMs will use.
-	Scopes []Scope
-	// StaticIP is set if a VM has a static IP or subnet.
-	StaticIP bool
-	// PortsWithScopeNone is set if a VM with scope none maps ports.
-	PortsWithScopeNone bool
-	// Overlay is set if a root is built from layers (krun_set_overlayfs_root).
-	Overlay bool
-	// UIDGID is set if the VMM must switch uid/gid (krun_setuid/krun_setgid).
-	UIDGID bool
-}
-
-// Problem is one reason a VM cannot start on this host, with its fix.
+// Problem is one reason a VM cannot start on this host.
 type Problem struct {
 	// What is wrong.
 	What string
-	// Fix is what the user can do about it.
+	// Fix is what can be done about it on the libkrun or host side; the
+	// caller adds its own alternatives.
 	Fix string
+	// Err is the typed fact: a [*KVMError], [*LoadError], [*MissingError] or
+	// [*FeatureError].
+	Err error
 }
 
 // String returns "what: fix".
@@ -43,10 +34,23 @@ func (e *PreflightError) Error() string {
 	for _, p := range e.Problems {
 		b.WriteString("\n  - ")
 		b.WriteString(p.What)
-		b.WriteString("\n    fix: ")
-		b.WriteString(p.Fix)
+		if p.Fix != "" {
+			b.WriteString("\n    fix: ")
+			b.WriteString(p.Fix)
+		}
 	}
 	return b.String()
+}
+
+// Unwrap returns each problem's typed error, for errors.As.
+func (e *PreflightError) Unwrap() []error {
+	var errs []error
+	for _, p := range e.Problems {
+		if p.Err != nil {
+			errs = append(errs, p.Err)
+		}
+	}
+	return errs
 }
 
 // PreflightOption configures [Preflight].
@@ -55,6 +59,8 @@ type PreflightOption func(*preflightOptions) error
 type preflightOptions struct {
 	lib     []Option
 	kvmPath string
+	skipKVM bool
+	configs []*VMConfig
 }
 
 // WithLibrary passes options to [Open], e.g. WithLibrary(WithPath(p)).
@@ -76,12 +82,43 @@ func WithKVMDevice(path string) PreflightOption {
 	}
 }
 
-// Preflight explains, each with its fix, every reason libkrun VMs with needs
-// cannot start on this host: libkrun not found (listing where it looked) or
-// too old, the hypervisor device missing or not accessible, functions the
-// needs require missing from this libkrun build. It returns nil or a
-// [*PreflightError].
-func Preflight(needs Needs, opts ...PreflightOption) error {
+// WithoutKVMCheck skips the check of the KVM device (a testing aid: libkrun
+// itself still needs KVM to boot). See [KVMCheckFromEnv].
+func WithoutKVMCheck() PreflightOption {
+	return func(o *preflightOptions) error {
+		o.skipKVM = true
+		return nil
+	}
+}
+
+// WithConfig also checks that the loaded libkrun can carry out cfg
+// ([Lib.Check]).
+func WithConfig(cfg *VMConfig) PreflightOption {
+	return func(o *preflightOptions) error {
+		if cfg == nil {
+			return fmt.Errorf("krun.WithConfig: nil config: %w", ErrInvalidArgument)
+		}
+		o.configs = append(o.configs, cfg)
+		return nil
+	}
+}
+
+// EnvKVMCheck is the environment variable that, set to "skip", skips only
+// the KVM device check of [Preflight]; see [KVMCheckFromEnv].
+const EnvKVMCheck = "SBX_KVM_CHECK"
+
+// KVMCheckFromEnv reports whether $SBX_KVM_CHECK asks to skip the KVM device
+// check ("skip"). It is the only place the package reads that variable; pass
+// [WithoutKVMCheck] when it returns true.
+func KVMCheckFromEnv() (skip bool) {
+	return os.Getenv(EnvKVMCheck) == "skip"
+}
+
+// Preflight explains every reason libkrun VMs cannot start on this host:
+// the hypervisor device missing or not accessible, libkrun not found (listing
+// where it looked) or too old, and what the configs given with [WithConfig]
+// need that this libkrun lacks. It returns nil or a [*PreflightError].
+func Preflight(opts ...PreflightOption) error {
 	o := preflightOptions{kvmPath: "/dev/kvm"}
 	for _, opt := range opts {
 		if opt == nil {
@@ -92,7 +129,9 @@ func Preflight(needs Needs, opts ...PreflightOption) error {
 		}
 	}
 	var probs []Problem
-	probs = append(probs, hypervisorProblems(o.kvmPath)...)
+	if !o.skipKVM {
+		probs = append(probs, hypervisorProblems(o.kvmPath)...)
+	}
 
 	lib, err := Open(o.lib...)
 	if err != nil {
@@ -101,18 +140,22 @@ func Preflight(needs Needs, opts ...PreflightOption) error {
 		case errors.As(err, &le) && len(le.MissingRequired) > 0:
 			probs = append(probs, Problem{
 				What: fmt.Sprintf("libkrun at %s is too old or incomplete: it lacks %s", le.Path, strings.Join(le.MissingRequired, ", ")),
-				Fix:  "install a current libkrun (see README) or run with --driver ns",
+				Fix:  "install a current libkrun (see README)",
+				Err:  err,
 			})
 		case errors.As(err, &le):
 			probs = append(probs, Problem{
 				What: "libkrun not found; looked for:\n      " + strings.Join(le.Tried, "\n      "),
-				Fix:  "install libkrun (see README), point SBX_LIBKRUN at libkrun.so.1, or run with --driver ns",
+				Fix:  "install libkrun (see README) or point SBX_LIBKRUN at libkrun.so.1",
+				Err:  err,
 			})
 		default:
-			probs = append(probs, Problem{What: err.Error(), Fix: "check the libkrun path given"})
+			probs = append(probs, Problem{What: err.Error(), Fix: "check the libkrun path given", Err: err})
 		}
 	} else {
-		probs = append(probs, capabilityProblems(lib, needs)...)
+		for _, cfg := range o.configs {
+			probs = append(probs, capabilityProblems(lib, cfg)...)
+		}
 		_ = lib.Close()
 	}
 	if len(probs) == 0 {
@@ -121,42 +164,33 @@ func Preflight(needs Needs, opts ...PreflightOption) error {
 	return &PreflightError{Problems: probs}
 }
 
-func capabilityProblems(lib *Lib, needs Needs) []Problem {
+func capabilityProblems(lib *Lib, cfg *VMConfig) []Problem {
+	err := lib.Check(cfg)
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
 	var probs []Problem
-	lacks := func(fn, what, fix string) {
-		if !lib.Has(fn) {
-			probs = append(probs, Problem{
-				What: fmt.Sprintf("%s needs %s, which this libkrun (%s) does not export", what, fn, lib.Path()),
-				Fix:  fix,
-			})
+	for _, e := range errs {
+		p := Problem{What: e.Error(), Err: e}
+		var me *MissingError
+		var fe *FeatureError
+		switch {
+		case errors.As(e, &fe) && fe.Unknown:
+			p.Fix = "install libkrun 1.17 or later"
+		case errors.As(e, &fe):
+			p.Fix = "install a libkrun built with " + fe.Feature.BuildOption()
+		case errors.As(e, &me) && strings.HasPrefix(me.Since, "libkrun"):
+			p.Fix = "install " + me.Since
+		case errors.As(e, &me) && me.Since != "":
+			p.Fix = "install microsandbox's libkrun fork (see README)"
 		}
-	}
-	const fork = "install microsandbox's libkrun fork (see README) or run with --driver ns"
-	for _, s := range needs.Scopes {
-		switch s {
-		case ScopeGroup, ScopePublic:
-			lacks(fnSetTSIScope, "network scope "+s.String(), "use scope none or any, "+fork)
-		case ScopeNone:
-			if !lib.Has(fnSetTSIScope) {
-				lacks(fnDisableImplicitVsock, "network scope none", "install libkrun 1.17 or later, "+fork)
-			}
-		}
-	}
-	if needs.StaticIP {
-		lacks(fnSetTSIScope, "a static guest IP or subnet", fork)
-	}
-	if needs.PortsWithScopeNone && !lib.Has(fnSetTSIScope) {
-		probs = append(probs, Problem{
-			What: fmt.Sprintf("ports on a sandbox with network scope none need %s (without it, scope none removes the network entirely)", fnSetTSIScope),
-			Fix:  "use scope any, " + fork,
-		})
-	}
-	if needs.Overlay {
-		lacks(fnSetOverlayfsRoot, "a layered root filesystem", fork)
-	}
-	if needs.UIDGID {
-		lacks(fnSetUID, "running the VMM as another user", "install libkrun 1.17 or later")
-		lacks(fnSetGID, "running the VMM as another group", "install libkrun 1.17 or later")
+		probs = append(probs, p)
 	}
 	return probs
 }

@@ -20,16 +20,20 @@ const kvmAPIVersion = 12
 func hypervisorProblems(path string) []Problem {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		e := &KVMError{Path: path, Reason: "does not exist: KVM is not available on this host"}
 		return []Problem{{
-			What: path + " does not exist: KVM is not available on this host",
-			Fix:  "enable virtualization (VT-x/AMD-V) in the firmware and load the kvm_intel or kvm_amd module, enable nested virtualization if this is a VM, or run with --driver ns",
+			What: e.Error(),
+			Fix:  "enable virtualization (VT-x/AMD-V) in the firmware and load the kvm_intel or kvm_amd module, or enable nested virtualization if this is a VM",
+			Err:  e,
 		}}
 	}
 	if err != nil {
-		return []Problem{{What: fmt.Sprintf("cannot check %s: %v", path, err), Fix: "run with --driver ns"}}
+		e := &KVMError{Path: path, Reason: "cannot be checked", Err: err}
+		return []Problem{{What: e.Error(), Err: e}}
 	}
 	if fi.Mode()&fs.ModeCharDevice == 0 {
-		return []Problem{{What: path + " is not a character device", Fix: "check the KVM installation, or run with --driver ns"}}
+		e := &KVMError{Path: path, Reason: "is not a character device"}
+		return []Problem{{What: e.Error(), Fix: "check the KVM installation", Err: e}}
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_CLOEXEC, 0)
 	if errors.Is(err, fs.ErrPermission) {
@@ -40,21 +44,22 @@ func hypervisorProblems(path string) []Problem {
 				group = g.Name
 			}
 		}
+		e := &KVMError{Path: path, Reason: fmt.Sprintf("is not accessible to this user (mode %s, group %s)", fi.Mode().Perm(), group), Group: group}
 		return []Problem{{
-			What: fmt.Sprintf("%s is not accessible to this user (mode %s, group %s)", path, fi.Mode().Perm(), group),
-			Fix:  fmt.Sprintf("join group %s (sudo usermod -aG %s $USER, then log in again), or run with --driver ns", group, group),
+			What: e.Error(),
+			Fix:  fmt.Sprintf("join group %s (sudo usermod -aG %s $USER, then log in again)", group, group),
+			Err:  e,
 		}}
 	}
 	if err != nil {
-		return []Problem{{What: fmt.Sprintf("cannot open %s: %v", path, err), Fix: "run with --driver ns"}}
+		e := &KVMError{Path: path, Reason: "cannot be opened", Err: err}
+		return []Problem{{What: e.Error(), Err: e}}
 	}
 	defer f.Close()
 	v, err := unix.IoctlRetInt(int(f.Fd()), 0xAE00) // KVM_GET_API_VERSION
 	if err != nil || v != kvmAPIVersion {
-		return []Problem{{
-			What: fmt.Sprintf("%s does not speak the KVM API (version %d, %v)", path, v, err),
-			Fix:  "run on a host with a working KVM, or run with --driver ns",
-		}}
+		e := &KVMError{Path: path, Reason: fmt.Sprintf("does not speak the KVM API (version %d, %v)", v, err)}
+		return []Problem{{What: e.Error(), Fix: "run on a host with a working KVM", Err: e}}
 	}
 	return nil
 }

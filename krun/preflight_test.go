@@ -36,10 +36,9 @@ func TestPreflight(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name  string
-		needs krun.Needs
-		opts  []krun.PreflightOption
-		want  [][]string // per problem, substrings of What+Fix
+		name string
+		opts []krun.PreflightOption
+		want [][]string // per problem, substrings of What+Fix
 	}{
 		{
 			name: "nothing works",
@@ -48,8 +47,8 @@ func TestPreflight(t *testing.T) {
 				krun.WithLibrary(krun.WithCandidates("/nonexistent/libkrun.so.1", "libkrun-nope.so")),
 			},
 			want: [][]string{
-				{"/nonexistent/kvm does not exist", "kvm_intel", "--driver ns"},
-				{"libkrun not found", "/nonexistent/libkrun.so.1", "libkrun-nope.so", "install libkrun (see README)", "--driver ns"},
+				{"/nonexistent/kvm does not exist", "kvm_intel"},
+				{"libkrun not found", "/nonexistent/libkrun.so.1", "libkrun-nope.so", "install libkrun (see README)"},
 			},
 		},
 		{
@@ -60,28 +59,32 @@ func TestPreflight(t *testing.T) {
 		{
 			name: "device without the KVM API",
 			opts: []krun.PreflightOption{krun.WithKVMDevice("/dev/null"), krun.WithLibrary(krun.WithPath(standin(t, variantFull)))},
-			want: [][]string{{"/dev/null does not speak the KVM API", "--driver ns"}},
+			want: [][]string{{"/dev/null does not speak the KVM API"}},
 		},
 		{
-			name:  "upstream lacks scopes and overlay",
-			needs: krun.Needs{Scopes: []krun.Scope{krun.ScopeAny, krun.ScopeGroup, krun.ScopeNone}, Overlay: true, StaticIP: true},
-			opts:  []krun.PreflightOption{krun.WithKVMDevice("/dev/null"), krun.WithLibrary(krun.WithPath(standin(t, variantUpstream)))},
+			name: "upstream without NET",
+			opts: []krun.PreflightOption{krun.WithKVMDevice("/dev/null"), krun.WithLibrary(krun.WithPath(standin(t, variantUpstreamNoNet))),
+				krun.WithConfig(&krun.VMConfig{CPUs: 1, MemoryMiB: 1, Layers: []string{"/l"}, ExecPath: "/x",
+					Net: krun.Net{Mode: krun.NetTap, Taps: []krun.Tap{{Name: "t", MAC: "02:00:00:00:00:01"}}}})},
 			want: [][]string{
 				{"does not speak the KVM API"},
-				{"network scope group needs krun_set_tsi_scope", "use scope none or any"},
-				{"static guest IP", "krun_set_tsi_scope"},
-				{"layered root", "krun_set_overlayfs_root", "microsandbox"},
+				{"a root of layers needs krun_set_overlayfs_root", "microsandbox"},
+				{"a tap network needs krun_add_net_tap", "built without NET (build option NET=1)", "install a libkrun built with NET=1"},
 			},
 		},
 		{
-			name:  "fork lacks setuid",
-			needs: krun.Needs{Scopes: []krun.Scope{krun.ScopeNone}, UIDGID: true},
-			opts:  []krun.PreflightOption{krun.WithKVMDevice("/dev/null"), krun.WithLibrary(krun.WithPath(standin(t, variantFork)))},
+			name: "fork lacks setuid",
+			opts: []krun.PreflightOption{krun.WithKVMDevice("/dev/null"), krun.WithLibrary(krun.WithPath(standin(t, variantFork))),
+				krun.WithConfig(&krun.VMConfig{CPUs: 1, MemoryMiB: 1, Root: "/r", ExecPath: "/x", UID: u32(1), GID: u32(1)})},
 			want: [][]string{
 				{"does not speak the KVM API"},
-				{"krun_setuid", "1.17"},
-				{"krun_setgid", "1.17"},
+				{"krun_setuid", "1.11"},
+				{"krun_setgid", "1.11"},
 			},
+		},
+		{
+			name: "KVM check skipped",
+			opts: []krun.PreflightOption{krun.WithKVMDevice("/nonexistent/kvm"), krun.WithoutKVMCheck(), krun.WithLibrary(krun.WithPath(standin(t, variantUpstream)))},
 		},
 		{
 			name: "broken library",
@@ -91,7 +94,8 @@ func TestPreflight(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := problems(t, krun.Preflight(tt.needs, tt.opts...))
+			err := krun.Preflight(tt.opts...)
+			got := problems(t, err)
 			if len(got) != len(tt.want) {
 				t.Fatalf("problems:\n%q\nwant %d", got, len(tt.want))
 			}
@@ -104,6 +108,12 @@ func TestPreflight(t *testing.T) {
 						t.Errorf("problem %d %q lacks %q", i, p, s)
 					}
 				}
+				if p.Err == nil || !errors.Is(err, p.Err) {
+					t.Errorf("problem %q carries no typed error reachable from the PreflightError", p.What)
+				}
+				if strings.Contains(p.String(), "--driver") {
+					t.Errorf("problem %q gives sbx advice; krun speaks about libkrun only", p)
+				}
 			}
 		})
 	}
@@ -112,7 +122,7 @@ func TestPreflight(t *testing.T) {
 // TestPreflightHostKVM runs the real check against this host's /dev/kvm: it
 // must either pass or explain itself.
 func TestPreflightHostKVM(t *testing.T) {
-	err := krun.Preflight(krun.Needs{}, krun.WithLibrary(krun.WithPath(standin(t, variantFull))))
+	err := krun.Preflight(krun.WithLibrary(krun.WithPath(standin(t, variantFull))))
 	for _, p := range problems(t, err) {
 		if p.Fix == "" || !strings.Contains(p.What, "/dev/kvm") {
 			t.Errorf("unexpected problem %q", p)
@@ -161,7 +171,7 @@ func TestPreflightKVMPermission(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	for _, want := range []string{"/dev/kvm is not accessible", "join group " + group, "usermod -aG " + group, "--driver ns"} {
+	for _, want := range []string{"/dev/kvm is not accessible", "join group " + group, "usermod -aG " + group} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output %q lacks %q", out, want)
 		}
@@ -188,22 +198,5 @@ func TestImports(t *testing.T) {
 				t.Errorf("%s imports %s", f, imp.Path.Value)
 			}
 		}
-	}
-}
-
-// TestMountScript runs the shell prelude with mkdir and mount replaced by
-// echo, checking how it splits KRUN_VIRTIOFS_MOUNTS.
-func TestMountScript(t *testing.T) {
-	mounts := []krun.Mount{{Tag: "src", Target: "/app/src"}, {Tag: "cfg", Target: "/etc/my app", ReadOnly: true}}
-	script := "mkdir() { :; }; mount() { echo \"$@\"; }; " + krun.MountScript + `exec "$@"`
-	cmd := exec.Command("/bin/sh", "-c", script, "sh", "echo", "workload", "a,b")
-	cmd.Env = []string{krun.MountsEnv + "=" + krun.MountsEnvValue(mounts)}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	want := "-t virtiofs -o rw src /app/src\n-t virtiofs -o ro cfg /etc/my app\nworkload a,b\n"
-	if string(out) != want {
-		t.Errorf("got %q, want %q", out, want)
 	}
 }

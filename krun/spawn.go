@@ -10,9 +10,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // SpawnOption configures [Spawn].
@@ -22,7 +26,22 @@ type spawnOptions struct {
 	env         []string
 	stdout      io.Writer
 	stderr      io.Writer
+	logPath     string
 	stopTimeout time.Duration
+}
+
+// WithChildLog appends the VMM child's stderr (libkrun's log, and whatever a
+// crashing libkrun or Go runtime prints) to the file at path, instead of
+// [WithChildOutput]'s stderr writer. When the child fails, [Child.Wait]
+// returns an [*ExitError] whose Summary is one line drawn from it.
+func WithChildLog(path string) SpawnOption {
+	return func(o *spawnOptions) error {
+		if path == "" {
+			return fmt.Errorf("krun.WithChildLog: empty path: %w", ErrInvalidArgument)
+		}
+		o.logPath = path
+		return nil
+	}
 }
 
 // WithChildEnv sets the VMM child's process environment (default: the
@@ -63,6 +82,7 @@ type Child struct {
 	done        chan struct{}
 	waitErr     error
 	stderr      *tailBuffer
+	logPath     string
 }
 
 // Spawn starts the VMM child with argv (typically the caller's own binary and
@@ -107,25 +127,48 @@ func Spawn(ctx context.Context, argv []string, cfg VMConfig, opts ...SpawnOption
 	cmd.Env = o.env
 	cmd.Stdin = bytes.NewReader(input)
 	cmd.Stdout = o.stdout
-	tail := &tailBuffer{max: 4096}
-	if o.stderr != nil {
+	tail := &tailBuffer{max: 16384}
+	var logFile *os.File
+	switch {
+	case o.logPath != "":
+		logFile, err = os.OpenFile(o.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o600)
+		if err != nil {
+			wr.Close()
+			return nil, fmt.Errorf("vmm log: %w", err)
+		}
+		cmd.Stderr = io.MultiWriter(tail, logFile)
+	case o.stderr != nil:
 		cmd.Stderr = io.MultiWriter(o.stderr, tail)
-	} else {
+	default:
 		cmd.Stderr = tail
 	}
 	cmd.ExtraFiles = []*os.File{wr} // fd 3 == ReportFD
 	cmd.SysProcAttr = childSysProcAttr()
+	if cfg.Overlay != nil {
+		// The overlay root is mounted in the child's own mount namespace,
+		// so it ends with the child whatever kills it.
+		ownMountNamespace(cmd.SysProcAttr)
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = o.stopTimeout
 	if err := cmd.Start(); err != nil {
 		wr.Close()
+		if logFile != nil {
+			logFile.Close()
+		}
+		if cfg.Overlay != nil && errors.Is(err, syscall.EPERM) {
+			return nil, fmt.Errorf("start vmm child %s in a mount namespace of its own (for the overlay root), which needs root: %w", argv[0], err)
+		}
 		return nil, fmt.Errorf("start vmm child %s: %w", argv[0], err)
 	}
 	wr.Close()
 
-	c := &Child{cmd: cmd, stopTimeout: o.stopTimeout, done: make(chan struct{}), stderr: tail}
+	c := &Child{cmd: cmd, stopTimeout: o.stopTimeout, done: make(chan struct{}), stderr: tail, logPath: o.logPath}
 	go func() {
 		c.waitErr = cmd.Wait()
+		if logFile != nil {
+			logFile.Close()
+		}
 		close(c.done)
 	}()
 
@@ -165,6 +208,7 @@ func Spawn(ctx context.Context, argv []string, cfg VMConfig, opts ...SpawnOption
 				Message:  res.r.Message,
 				ExitCode: cmd.ProcessState.ExitCode(),
 				kind:     res.r.Kind,
+				facts:    res.r.Facts,
 			}
 		case res.err == nil:
 			c.kill()
@@ -172,8 +216,7 @@ func Spawn(ctx context.Context, argv []string, cfg VMConfig, opts ...SpawnOption
 			return nil, fmt.Errorf("vmm child sent unknown status %q", res.r.Status)
 		case errors.Is(res.err, io.EOF):
 			<-c.done
-			return nil, fmt.Errorf("vmm child exited before configuring the VM (%s): %s",
-				cmd.ProcessState, c.stderr.String())
+			return nil, fmt.Errorf("vmm child exited before configuring the VM: %w", c.exitError())
 		default:
 			c.kill()
 			<-c.done
@@ -200,9 +243,9 @@ func (c *Child) Signal(sig os.Signal) error {
 	return c.cmd.Process.Signal(sig)
 }
 
-// Wait waits for the child to exit and returns its status: nil for exit 0, an
-// *exec.ExitError otherwise (exit code or signal), wrapped with the end of its
-// stderr. Done ctx stops the waiting, not the child.
+// Wait waits for the child to exit and returns its status: nil for exit 0,
+// an [*ExitError] otherwise, with a one-line summary of what the child
+// printed. Done ctx stops the waiting, not the child.
 func (c *Child) Wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
@@ -212,10 +255,110 @@ func (c *Child) Wait(ctx context.Context) error {
 	if c.waitErr == nil {
 		return nil
 	}
-	if s := c.stderr.String(); s != "" {
-		return fmt.Errorf("vmm child: %w: %s", c.waitErr, s)
+	return c.exitError()
+}
+
+func (c *Child) exitError() error {
+	e := &ExitError{Code: -1, Summary: Summarize(c.stderr.String()), Log: c.logPath, err: c.waitErr}
+	if ps := c.cmd.ProcessState; ps != nil {
+		e.Code = ps.ExitCode()
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			e.Signal = ws.Signal()
+		}
 	}
-	return fmt.Errorf("vmm child: %w", c.waitErr)
+	return e
+}
+
+// ExitError is a VMM child that ended with a non-zero status or a signal.
+type ExitError struct {
+	// Code is the exit code, -1 if a signal ended it.
+	Code int
+	// Signal is the signal that ended it, or 0.
+	Signal syscall.Signal
+	// Summary is one line saying why, drawn from its stderr (e.g. "libkrun
+	// could not open KVM"), or "".
+	Summary string
+	// Log is the file holding its whole stderr, if [WithChildLog] was given.
+	Log string
+	err error
+}
+
+// Error returns "vmm child exited with status N: summary (log: path)".
+func (e *ExitError) Error() string {
+	s := "vmm child exited with status " + strconv.Itoa(e.Code)
+	if e.Signal != 0 {
+		s = "vmm child was killed by " + unix.SignalName(e.Signal)
+	}
+	if e.Summary != "" {
+		s += ": " + e.Summary
+	}
+	if e.Log != "" {
+		s += " (log: " + e.Log + ")"
+	}
+	return s
+}
+
+// Unwrap returns the *exec.ExitError.
+func (e *ExitError) Unwrap() error { return e.err }
+
+// Summarize turns what a failed VMM process printed on stderr into one line:
+// a Rust panic's message (libkrun aborts with one where it cannot go on, e.g.
+// without KVM), not the Go runtime's dump that follows an abort, nor a
+// backtrace. It returns "" for empty input.
+func Summarize(stderr string) string {
+	lines := strings.Split(strings.ReplaceAll(stderr, "\r", ""), "\n")
+	clip := func(s string) string {
+		s = strings.TrimSpace(s)
+		if len(s) > 200 {
+			s = s[:200] + "…"
+		}
+		return s
+	}
+	for i, l := range lines {
+		_, after, ok := strings.Cut(l, "panicked at ")
+		if !ok {
+			continue
+		}
+		// Rust >= 1.73: "thread 'x' panicked at file:line:col:" then the
+		// message; older: "panicked at 'message', file:line:col".
+		msg := ""
+		if strings.HasPrefix(after, "'") {
+			msg, _, _ = strings.Cut(after[1:], "', ")
+		} else if i+1 < len(lines) {
+			msg = lines[i+1]
+		}
+		lower := strings.ToLower(msg)
+		if strings.Contains(lower, "kvm") {
+			return "libkrun could not open KVM: " + clip(msg)
+		}
+		return "libkrun aborted: " + clip(msg)
+	}
+	goDump := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "SIGABRT: abort") || strings.HasPrefix(l, "SIGSEGV: ") ||
+			strings.HasPrefix(l, "fatal error: ") || strings.HasPrefix(l, "panic: ") {
+			goDump = i
+			break
+		}
+	}
+	end := len(lines)
+	if goDump >= 0 {
+		end = goDump
+	}
+	for i := end - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.HasPrefix(l, "note: run with `RUST_BACKTRACE") {
+			continue
+		}
+		if strings.Contains(strings.ToLower(l), "/dev/kvm") {
+			return "libkrun could not open KVM: " + clip(l)
+		}
+		return clip(l)
+	}
+	if goDump >= 0 {
+		return "the VMM process crashed (" + clip(strings.TrimSuffix(lines[goDump], ":")) + ")"
+	}
+	return ""
 }
 
 // ExitCode returns the child's exit code once it has exited, or -1 while it

@@ -115,3 +115,70 @@ const (
 	FeatureVirglResourceMap Feature = 10
 	FeatureInitBlob         Feature = 11
 )
+
+var featureNames = map[Feature]string{
+	FeatureNet:              "NET",
+	FeatureBlk:              "BLK",
+	FeatureGPU:              "GPU",
+	FeatureInput:            "INPUT",
+	FeatureTEE:              "TEE",
+	FeatureAMDSEV:           "AMD_SEV",
+	FeatureIntelTDX:         "INTEL_TDX",
+	FeatureAWSNitro:         "AWS_NITRO",
+	FeatureVirglResourceMap: "VIRGL_RESOURCE_MAP2",
+	FeatureInitBlob:         "INIT_BLOB",
+}
+
+// featureOptions are the make variables of libkrun's build that turn a
+// feature on, where they differ from the feature's name.
+var featureOptions = map[Feature]string{
+	FeatureAMDSEV:   "SEV=1",
+	FeatureIntelTDX: "TDX=1",
+	FeatureAWSNitro: "NITRO=1",
+	FeatureTEE:      "SEV=1 or TDX=1",
+	FeatureInitBlob: "(on by default)",
+}
+
+// Features lists every feature krun_has_feature knows, in number order.
+func Features() []Feature {
+	return []Feature{FeatureNet, FeatureBlk, FeatureGPU, FeatureInput, FeatureTEE, FeatureAMDSEV,
+		FeatureIntelTDX, FeatureAWSNitro, FeatureVirglResourceMap, FeatureInitBlob}
+}
+
+// String returns libkrun's name of the feature, e.g. "NET".
+func (f Feature) String() string {
+	if n, ok := featureNames[f]; ok {
+		return n
+	}
+	return "feature(" + strconv.FormatUint(uint64(f), 10) + ")"
+}
+
+// BuildOption returns the libkrun build option that enables the feature,
+// e.g. "NET=1" (make NET=1).
+func (f Feature) BuildOption() string {
+	if o, ok := featureOptions[f]; ok {
+		return o
+	}
+	return f.String() + "=1"
+}
+
+// Tap is one virtio-net device backed by a host tap device
+// (krun_add_net_tap). In the guest the devices are eth0, eth1, … in order.
+type Tap struct {
+	// Name is the host tap device, which must exist (e.g. created by the
+	// caller on a bridge).
+	Name string `json:"name"`
+	// MAC is the guest NIC's address, "aa:bb:cc:dd:ee:ff".
+	MAC string `json:"mac"`
+}
+
+// VsockPort connects a guest vsock port to a host unix socket
+// (krun_add_vsock_port2).
+type VsockPort struct {
+	Port uint32 `json:"port"`
+	// Path is the host unix socket.
+	Path string `json:"path"`
+	// Listen is set when the guest listens and the host connects: libkrun
+	// then creates the socket at Path.
+	Listen bool `json:"listen,omitempty"`
+}

@@ -3,17 +3,18 @@ package krun
 import (
 	"errors"
 	"fmt"
-	"net/netip"
-	"os"
+	"net"
 	"path"
 	"strings"
 )
 
 // VMConfig is everything needed to configure one VM. It is what [Spawn] sends
-// to the VMM child as JSON and what [Configure] applies to a context.
+// to the VMM child as JSON and what [Lib.Configure] applies to a context.
 //
-// Slices keep the nil/empty distinction through JSON (null vs []): see
-// PortMap and Env.
+// Nothing here reaches the guest through libkrun's kernel command line except
+// ExecPath, Argv and Env, which libkrun quotes there without escaping: values
+// holding '"' or a newline are refused. Callers with user data put it in a
+// file inside the root instead.
 type VMConfig struct {
 	// LogLevel is libkrun's log level.
 	LogLevel LogLevel `json:"log_level"`
@@ -21,20 +22,26 @@ type VMConfig struct {
 	CPUs uint8 `json:"cpus"`
 	// MemoryMiB is the guest RAM in MiB (at least 1).
 	MemoryMiB uint32 `json:"memory_mib"`
-	// Root is a host directory used as the guest's root. Exactly one of Root
-	// and Layers is set.
+
+	// Exactly one of Root, Overlay and Layers is set.
+
+	// Root is a host directory used as the guest's root (krun_set_root).
 	Root string `json:"root,omitempty"`
-	// Layers are host directories overlaid as the guest's root, lowest first,
-	// the last one writable (needs krun_set_overlayfs_root).
+	// Overlay is an overlay of host directories that the VMM child mounts in
+	// its own mount namespace and hands to krun_set_root: the mount lives and
+	// dies with the child, even if it is killed with SIGKILL.
+	Overlay *Overlay `json:"overlay,omitempty"`
+	// Layers are host directories overlaid by libkrun itself, lowest first,
+	// the last one writable (krun_set_overlayfs_root; microsandbox's fork).
 	Layers []string `json:"layers,omitempty"`
-	// Mounts are host directories shared over virtio-fs.
+
+	// Mounts are host directories shared over virtio-fs. libkrun only
+	// attaches them; the guest mounts each by tag.
 	Mounts []Mount `json:"mounts,omitempty"`
-	// PortMap maps host to guest TCP ports. nil (JSON null) leaves libkrun's
-	// default, which exposes every listening guest port; an empty list
-	// exposes none.
-	PortMap []PortMapping `json:"port_map"`
-	// Network is the network scope to enforce.
-	Network Network `json:"network"`
+	// Net is the guest's network.
+	Net Net `json:"net"`
+	// VsockPorts connect guest vsock ports to host unix sockets.
+	VsockPorts []VsockPort `json:"vsock_ports,omitempty"`
 	// Rlimits are applied in the guest before the workload starts.
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
 	// Workdir is the workload's working directory in the guest ("" = libkrun's default).
@@ -51,64 +58,88 @@ type VMConfig struct {
 	// ConsoleOutput is a host file receiving the guest console ("" = the VMM's
 	// stdout).
 	ConsoleOutput string `json:"console_output,omitempty"`
-	// UID and GID, if set, are switched to right before the VM starts (need
-	// krun_setuid / krun_setgid).
+	// UID and GID, if set, are what the VMM process switches to right before
+	// the VM starts (krun_setuid / krun_setgid). They are not the guest's
+	// user.
 	UID *uint32 `json:"uid,omitempty"`
 	GID *uint32 `json:"gid,omitempty"`
 }
 
+// Overlay is a root assembled from host directories by the VMM child.
+type Overlay struct {
+	// Lower are the read-only layers, lowest first.
+	Lower []string `json:"lower"`
+	// Upper is the writable layer and Work overlayfs's scratch directory, on
+	// the same file system.
+	Upper string `json:"upper"`
+	Work  string `json:"work"`
+	// Merged is an empty directory the overlay is mounted on (in the child's
+	// mount namespace only).
+	Merged string `json:"merged"`
+	// PreferLibkrun uses krun_set_overlayfs_root(Lower..., Upper) instead of
+	// mounting, where the library has it (microsandbox's fork). The guest
+	// sees the same tree either way.
+	PreferLibkrun bool `json:"prefer_libkrun,omitempty"`
+}
+
 // Mount is one virtio-fs share.
 type Mount struct {
-	// Tag identifies the share in the guest. It may not contain ':' or ','.
+	// Tag identifies the share in the guest.
 	Tag string `json:"tag"`
 	// HostPath is the shared host directory.
 	HostPath string `json:"host_path"`
-	// Target is the absolute guest path it is mounted at.
-	Target string `json:"target"`
-	// ReadOnly asks the guest to mount it read-only.
-	ReadOnly bool `json:"read_only,omitempty"`
 }
 
-// Network is the VM's network scope and TSI address.
-type Network struct {
-	// Scope is none, group, public or any.
-	Scope Scope `json:"scope"`
-	// IP is the guest's static IPv4 address ("" = none).
-	IP string `json:"ip,omitempty"`
-	// Subnet is the group's subnet in CIDR notation ("" = none).
+// NetMode is how the guest reaches the network.
+type NetMode string
+
+// Network modes.
+const (
+	// NetTSI is libkrun's default: the guest's sockets are carried over vsock
+	// by the VMM (transparent socket impersonation). microsandbox's fork can
+	// restrict it with a scope (Net.Scope).
+	NetTSI NetMode = "tsi"
+	// NetTap gives the guest one virtio-net NIC per Net.Taps entry
+	// (krun_add_net_tap, needs a NET build), and no TSI.
+	NetTap NetMode = "tap"
+	// NetNone gives the guest no NIC and no TSI: no network but loopback.
+	NetNone NetMode = "none"
+)
+
+// Net is the guest's network.
+type Net struct {
+	// Mode is tsi (the default when empty), tap or none.
+	Mode NetMode `json:"mode"`
+	// Taps are the NICs of mode tap, eth0 first.
+	Taps []Tap `json:"taps,omitempty"`
+	// PortMap maps host to guest TCP ports in mode tsi. nil leaves libkrun's
+	// default (every listening guest port exposed) by not calling
+	// krun_set_port_map; an empty list exposes none.
+	PortMap []PortMapping `json:"port_map"`
+	// Scope, IP and Subnet restrict TSI with krun_set_tsi_scope
+	// (microsandbox's fork only); Scope nil leaves TSI unrestricted.
+	Scope  *Scope `json:"scope,omitempty"`
+	IP     string `json:"ip,omitempty"`
 	Subnet string `json:"subnet,omitempty"`
 }
 
-// MountsEnv is the environment variable through which the guest learns where
-// to mount the virtio-fs shares. libkrun only attaches the devices; mounting
-// them is the guest's job. [Configure] appends
-//
-//	KRUN_VIRTIOFS_MOUNTS=tag:/target:ro,tag2:/target2:rw
-//
-// to the workload's environment (in config order), and the guest init (or a
-// shell prelude such as [MountScript]) runs, for each entry,
-// mount -t virtiofs [-o ro] tag /target.
-const MountsEnv = "KRUN_VIRTIOFS_MOUNTS"
-
-// MountsEnvValue returns the value of [MountsEnv] for mounts.
-func MountsEnvValue(mounts []Mount) string {
-	parts := make([]string, 0, len(mounts))
-	for _, m := range mounts {
-		mode := "rw"
-		if m.ReadOnly {
-			mode = "ro"
-		}
-		parts = append(parts, m.Tag+":"+m.Target+":"+mode)
+func (n Net) mode() NetMode {
+	if n.Mode == "" {
+		return NetTSI
 	}
-	return strings.Join(parts, ",")
+	return n.Mode
 }
 
-// MountScript is a POSIX sh prelude that mounts every share listed in
-// $KRUN_VIRTIOFS_MOUNTS, for guests whose init does not. Use it as
-// ExecPath "/bin/sh", Argv ["-c", MountScript + `exec "$@"`, "sh", cmd...].
-const MountScript = `IFS=,; for m in $KRUN_VIRTIOFS_MOUNTS; do ` +
-	`t=${m%%:*}; r=${m#*:}; d=${r%:*}; o=${r##*:}; ` +
-	`mkdir -p "$d" && mount -t virtiofs -o "$o" "$t" "$d" || exit 125; done; unset IFS; `
+// ParseMAC parses "aa:bb:cc:dd:ee:ff".
+func ParseMAC(s string) ([6]byte, error) {
+	var m [6]byte
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return m, fmt.Errorf("MAC address %q: want aa:bb:cc:dd:ee:ff: %w", s, ErrInvalidArgument)
+	}
+	copy(m[:], hw)
+	return m, nil
+}
 
 // Validate checks the config without libkrun: everything that can be known
 // wrong before a VMM child is started. Errors wrap [ErrInvalidArgument].
@@ -122,6 +153,12 @@ func (c *VMConfig) Validate() error {
 			bad("%s %q contains a NUL byte", what, s)
 		}
 	}
+	hostPath := func(what, p string) {
+		nul(what, p)
+		if !path.IsAbs(p) {
+			bad("%s %q must be an absolute host path", what, p)
+		}
+	}
 	if c.LogLevel > LogTrace {
 		bad("log level %d out of range 0-5", c.LogLevel)
 	}
@@ -131,59 +168,112 @@ func (c *VMConfig) Validate() error {
 	if c.MemoryMiB == 0 {
 		bad("memory must be at least 1 MiB")
 	}
-	switch {
-	case c.Root != "" && len(c.Layers) > 0:
-		bad("root and layers are mutually exclusive")
-	case c.Root == "" && len(c.Layers) == 0:
-		bad("one of root or layers is required")
+	roots := 0
+	if c.Root != "" {
+		roots++
+		hostPath("root", c.Root)
 	}
-	nul("root", c.Root)
-	for _, l := range c.Layers {
-		nul("layer", l)
-		if l == "" {
-			bad("empty layer path")
+	if o := c.Overlay; o != nil {
+		roots++
+		if len(o.Lower) == 0 {
+			bad("an overlay root needs at least one lower layer")
 		}
+		for _, l := range o.Lower {
+			hostPath("overlay layer", l)
+		}
+		hostPath("overlay upper", o.Upper)
+		hostPath("overlay work", o.Work)
+		hostPath("overlay merged", o.Merged)
+		for _, p := range append(append([]string{}, o.Lower...), o.Upper, o.Work) {
+			if strings.ContainsAny(p, ",:\\\n") {
+				bad("overlay path %q contains a comma, colon, backslash or newline, which overlayfs options cannot carry", p)
+			}
+		}
+	}
+	if len(c.Layers) > 0 {
+		roots++
+		for _, l := range c.Layers {
+			hostPath("layer", l)
+		}
+	}
+	if roots != 1 {
+		bad("exactly one of root, overlay and layers is required")
 	}
 	tags := map[string]bool{}
 	for _, m := range c.Mounts {
 		nul("mount tag", m.Tag)
-		nul("mount host path", m.HostPath)
-		nul("mount target", m.Target)
-		if m.Tag == "" || strings.ContainsAny(m.Tag, ":,") {
-			bad("mount tag %q must be non-empty without ':' or ','", m.Tag)
+		if m.Tag == "" || strings.ContainsAny(m.Tag, "/,: \"\n") {
+			bad("mount tag %q must be non-empty without '/', ',', ':', spaces or quotes", m.Tag)
 		}
 		if tags[m.Tag] {
 			bad("duplicate mount tag %q", m.Tag)
 		}
 		tags[m.Tag] = true
-		if m.HostPath == "" {
-			bad("mount %q has no host path", m.Tag)
-		}
-		if !path.IsAbs(m.Target) || strings.ContainsAny(m.Target, ":,") {
-			bad("mount %q target %q must be an absolute guest path without ':' or ','", m.Tag, m.Target)
-		}
+		hostPath("mount "+m.Tag+" host path", m.HostPath)
 	}
-	for _, p := range c.PortMap {
-		if p.Host == 0 || p.Guest == 0 {
-			bad("port mapping %s: ports must be 1-65535", p)
+	n := c.Net
+	switch n.mode() {
+	case NetTSI:
+		if len(n.Taps) > 0 {
+			bad("taps need network mode tap")
 		}
-	}
-	if c.Network.Scope > ScopeAny {
-		bad("network scope %d out of range", c.Network.Scope)
-	}
-	if c.Network.IP != "" {
-		if a, err := netip.ParseAddr(c.Network.IP); err != nil || !a.Is4() {
-			bad("network ip %q is not an IPv4 address", c.Network.IP)
-		}
-	}
-	if c.Network.Subnet != "" {
-		if p, err := netip.ParsePrefix(c.Network.Subnet); err != nil || !p.Addr().Is4() {
-			bad("network subnet %q is not an IPv4 CIDR", c.Network.Subnet)
-		} else if c.Network.IP != "" {
-			if a, err := netip.ParseAddr(c.Network.IP); err == nil && !p.Contains(a) {
-				bad("network ip %s is outside subnet %s", c.Network.IP, c.Network.Subnet)
+		for _, p := range n.PortMap {
+			if p.Host == 0 || p.Guest == 0 {
+				bad("port mapping %s: ports must be 1-65535", p)
 			}
 		}
+		if n.Scope != nil && *n.Scope > ScopeAny {
+			bad("network scope %d out of range", *n.Scope)
+		}
+		if n.IP != "" {
+			if ip := net.ParseIP(n.IP); ip == nil || ip.To4() == nil {
+				bad("network ip %q is not an IPv4 address", n.IP)
+			}
+		}
+		if n.Subnet != "" {
+			if ip, _, err := net.ParseCIDR(n.Subnet); err != nil || ip.To4() == nil {
+				bad("network subnet %q is not an IPv4 CIDR", n.Subnet)
+			}
+		}
+		if (n.IP != "" || n.Subnet != "") && n.Scope == nil {
+			bad("a TSI ip or subnet needs a scope")
+		}
+	case NetTap, NetNone:
+		if n.mode() == NetTap && len(n.Taps) == 0 {
+			bad("network mode tap needs at least one tap")
+		}
+		if n.mode() == NetNone && len(n.Taps) > 0 {
+			bad("network mode none has no taps")
+		}
+		if n.PortMap != nil || n.Scope != nil || n.IP != "" || n.Subnet != "" {
+			bad("port maps, scopes and TSI addresses apply to network mode tsi only")
+		}
+		names := map[string]bool{}
+		for _, t := range n.Taps {
+			if t.Name == "" || len(t.Name) > 15 || strings.ContainsAny(t.Name, "/ \x00") {
+				bad("tap name %q must be 1-15 characters without '/' or spaces", t.Name)
+			}
+			if names[t.Name] {
+				bad("duplicate tap %q", t.Name)
+			}
+			names[t.Name] = true
+			if _, err := ParseMAC(t.MAC); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	default:
+		bad("network mode %q: want tsi, tap or none", n.Mode)
+	}
+	ports := map[uint32]bool{}
+	for _, v := range c.VsockPorts {
+		hostPath(fmt.Sprintf("vsock port %d path", v.Port), v.Path)
+		if len(v.Path) > 107 {
+			bad("vsock port %d path %q is longer than a unix socket address allows (107 bytes)", v.Port, v.Path)
+		}
+		if ports[v.Port] {
+			bad("duplicate vsock port %d", v.Port)
+		}
+		ports[v.Port] = true
 	}
 	for _, r := range c.Rlimits {
 		if r.Resource < 0 || r.Cur > r.Max {
@@ -195,80 +285,84 @@ func (c *VMConfig) Validate() error {
 		bad("exec path is required")
 	}
 	nul("exec path", c.ExecPath)
-	for _, a := range c.Argv {
+	if strings.ContainsAny(c.ExecPath, "\" \n") {
+		bad("exec path %q contains a quote, space or newline, which libkrun's kernel command line cannot carry", c.ExecPath)
+	}
+	for i, a := range c.Argv {
 		nul("argument", a)
+		if strings.ContainsAny(a, "\"\n") {
+			bad("argument %d (%q) contains a double quote or newline, which libkrun passes unescaped on the kernel command line", i+1, a)
+		}
 	}
 	for _, e := range c.Env {
 		nul("environment entry", e)
-		if strings.HasPrefix(e, MountsEnv+"=") && len(c.Mounts) > 0 {
-			bad("environment sets %s, which is reserved for the mounts", MountsEnv)
+		if strings.ContainsAny(e, "\"\n") {
+			k, _, _ := strings.Cut(e, "=")
+			bad("environment variable %s contains a double quote or newline, which libkrun passes unescaped on the kernel command line", k)
 		}
 	}
 	nul("console output", c.ConsoleOutput)
 	return errors.Join(errs...)
 }
 
-// Check reports what in cfg the loaded libkrun cannot do: functions it lacks
-// (errors wrap [ErrMissing]) and network scopes it cannot enforce (errors wrap
-// [ErrUnsupported]). A scope is never silently widened.
-//
-// Scope enforcement without krun_set_tsi_scope (upstream libkrun):
-//   - any: TSI's default behaviour already allows every address.
-//   - none: krun_disable_implicit_vsock removes the vsock device and with it
-//     TSI, the only network path the guest has (no virtio-net is added), so
-//     the guest has no network at all. Port mappings then cannot work either
-//     and are refused.
-//   - group, public, or a static IP: cannot be enforced; refused.
+// Check reports what in cfg the loaded libkrun cannot do, as typed facts:
+// functions it lacks ([*MissingError]) and build features it lacks
+// ([*FeatureError]), each wrapped with what needed it. Nothing is silently
+// widened: a mode the library cannot carry out is an error, never a
+// different mode.
 func (l *Lib) Check(cfg *VMConfig) error {
 	var errs []error
-	if len(cfg.Layers) > 0 {
-		if err := l.need(fnSetOverlayfsRoot); err != nil {
-			errs = append(errs, fmt.Errorf("an overlay root (layers) needs %w", err))
+	needFunc := func(what, fn string) {
+		if err := l.need(fn); err != nil {
+			errs = append(errs, fmt.Errorf("%s needs %w", what, err))
 		}
+	}
+	if len(cfg.Layers) > 0 {
+		needFunc("a root of layers", fnSetOverlayfsRoot)
 	}
 	if cfg.UID != nil {
-		if err := l.need(fnSetUID); err != nil {
-			errs = append(errs, fmt.Errorf("uid needs %w", err))
-		}
+		needFunc("switching the VMM's uid", fnSetUID)
 	}
 	if cfg.GID != nil {
-		if err := l.need(fnSetGID); err != nil {
-			errs = append(errs, fmt.Errorf("gid needs %w", err))
+		needFunc("switching the VMM's gid", fnSetGID)
+	}
+	for _, v := range cfg.VsockPorts {
+		if v.Listen {
+			needFunc(fmt.Sprintf("a listening vsock port (%d)", v.Port), fnAddVsockPort2)
 		}
 	}
-	if err := l.scopeProblem(cfg); err != nil {
-		errs = append(errs, err)
+	n := cfg.Net
+	switch n.mode() {
+	case NetTSI:
+		if n.Scope != nil {
+			needFunc("a TSI scope", fnSetTSIScope)
+		}
+	case NetTap:
+		needFunc("a tap network", fnAddNetTap)
+		if l.Has(fnAddNetTap) {
+			if err := l.NeedFeature(FeatureNet); err != nil {
+				errs = append(errs, fmt.Errorf("a tap network needs %s: %w", fnAddNetTap, err))
+			}
+		}
+	case NetNone:
+		if !l.Has(fnDisableImplicitVsock) && !l.Has(fnSetTSIScope) {
+			needFunc("no network (no NIC, no TSI)", fnDisableImplicitVsock)
+		}
+	}
+	if n.mode() != NetTSI && len(cfg.VsockPorts) > 0 && l.Has(fnDisableImplicitVsock) {
+		// Without TSI the vsock device must be added back explicitly.
+		needFunc("vsock ports without TSI", fnAddVsock)
 	}
 	return errors.Join(errs...)
 }
 
-func (l *Lib) scopeProblem(cfg *VMConfig) error {
-	if l.Has(fnSetTSIScope) {
-		return nil
-	}
-	n := cfg.Network
-	why := fmt.Sprintf("this libkrun (%s) lacks %s (only microsandbox's libkrun fork has it)", l.path, fnSetTSIScope)
-	fix := "use network scope none or any, install a libkrun with krun_set_tsi_scope, or run with --driver ns"
-	switch {
-	case n.Scope == ScopeGroup || n.Scope == ScopePublic:
-		return fmt.Errorf("network scope %s cannot be enforced: %s; %s: %w", n.Scope, why, fix, ErrUnsupported)
-	case n.IP != "" || n.Subnet != "":
-		return fmt.Errorf("a static guest IP or subnet cannot be set: %s; %s: %w", why, fix, ErrUnsupported)
-	case n.Scope == ScopeNone && !l.Has(fnDisableImplicitVsock):
-		return fmt.Errorf("network scope none cannot be enforced: this libkrun (%s) has neither %s nor %s; %s: %w",
-			l.path, fnSetTSIScope, fnDisableImplicitVsock, fix, ErrUnsupported)
-	case n.Scope == ScopeNone && len(cfg.PortMap) > 0:
-		return fmt.Errorf("network scope none with port mappings: without %s, scope none removes the guest's network entirely, so ports cannot be forwarded; use scope any or a libkrun with %s: %w",
-			fnSetTSIScope, fnSetTSIScope, ErrUnsupported)
-	}
-	return nil
-}
-
 // Configure creates a context and applies cfg to it in libkrun's expected
-// order: log level, VM config, root or overlay root, virtio-fs shares, port
-// map, network scope, rlimits, workdir, exec (with environment), console
+// order: log level (once per Lib), VM config, root, virtio-fs shares, network,
+// vsock ports, port map, rlimits, workdir, exec (with environment), console
 // output, uid/gid. It validates cfg and checks it against the library first.
-// On error the context is freed and the error names the failing C function.
+// An Overlay root must already be mounted at Overlay.Merged (see
+// [RunChild]) unless libkrun assembles it. On error the context is freed and
+// the error names the failing C function.
 func (l *Lib) Configure(cfg *VMConfig) (*Ctx, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -276,8 +370,15 @@ func (l *Lib) Configure(cfg *VMConfig) (*Ctx, error) {
 	if err := l.Check(cfg); err != nil {
 		return nil, err
 	}
-	if err := l.SetLogLevel(cfg.LogLevel); err != nil {
-		return nil, err
+	return l.configureChecked(cfg)
+}
+
+// configureChecked is Configure for a config already validated and checked.
+func (l *Lib) configureChecked(cfg *VMConfig) (*Ctx, error) {
+	if !l.logLevel {
+		if err := l.SetLogLevel(cfg.LogLevel); err != nil {
+			return nil, err
+		}
 	}
 	c, err := l.CreateCtx()
 	if err != nil {
@@ -290,28 +391,52 @@ func (l *Lib) Configure(cfg *VMConfig) (*Ctx, error) {
 	return c, nil
 }
 
+// libkrunAssemblesOverlay reports whether cfg's overlay root is handed to
+// libkrun rather than mounted by the VMM child.
+func (l *Lib) libkrunAssemblesOverlay(cfg *VMConfig) bool {
+	return cfg.Overlay != nil && cfg.Overlay.PreferLibkrun && l.Has(fnSetOverlayfsRoot)
+}
+
 func (c *Ctx) configure(cfg *VMConfig) error {
 	if err := c.SetVMConfig(cfg.CPUs, cfg.MemoryMiB); err != nil {
 		return err
 	}
-	if len(cfg.Layers) > 0 {
+	switch o := cfg.Overlay; {
+	case len(cfg.Layers) > 0:
 		if err := c.SetOverlayfsRoot(cfg.Layers); err != nil {
 			return err
 		}
-	} else if err := c.SetRoot(cfg.Root); err != nil {
-		return err
+	case c.lib.libkrunAssemblesOverlay(cfg):
+		if err := c.SetOverlayfsRoot(append(append([]string{}, o.Lower...), o.Upper)); err != nil {
+			return err
+		}
+	case o != nil:
+		if err := c.SetRoot(o.Merged); err != nil {
+			return err
+		}
+	default:
+		if err := c.SetRoot(cfg.Root); err != nil {
+			return err
+		}
 	}
 	for _, m := range cfg.Mounts {
 		if err := c.AddVirtiofs(m.Tag, m.HostPath); err != nil {
 			return err
 		}
 	}
-	// Called even for a nil map, which passes NULL: the same as not calling.
-	if err := c.SetPortMap(cfg.PortMap); err != nil {
+	if err := c.setNet(cfg); err != nil {
 		return err
 	}
-	if err := c.setNetwork(cfg); err != nil {
-		return err
+	for _, v := range cfg.VsockPorts {
+		var err error
+		if c.lib.Has(fnAddVsockPort2) {
+			err = c.AddVsockPort2(v.Port, v.Path, v.Listen)
+		} else {
+			err = c.AddVsockPort(v.Port, v.Path)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if cfg.Rlimits != nil {
 		if err := c.SetRlimits(cfg.Rlimits); err != nil {
@@ -327,7 +452,7 @@ func (c *Ctx) configure(cfg *VMConfig) error {
 	if argv == nil {
 		argv = []string{}
 	}
-	if err := c.SetExec(cfg.ExecPath, argv, workloadEnv(cfg)); err != nil {
+	if err := c.SetExec(cfg.ExecPath, argv, cfg.Env); err != nil {
 		return err
 	}
 	if cfg.ConsoleOutput != "" {
@@ -348,34 +473,50 @@ func (c *Ctx) configure(cfg *VMConfig) error {
 	return nil
 }
 
-// setNetwork enforces the scope; see [Lib.Check] for what happens without
-// krun_set_tsi_scope.
-func (c *Ctx) setNetwork(cfg *VMConfig) error {
-	n := cfg.Network
-	if c.lib.Has(fnSetTSIScope) {
-		return c.SetTSIScope(n.IP, n.Subnet, n.Scope)
+// setNet configures the network; see [Lib.Check] for what each mode needs.
+func (c *Ctx) setNet(cfg *VMConfig) error {
+	n := cfg.Net
+	// Without TSI, the implicit vsock device (which carries TSI) goes, and a
+	// plain one comes back only if vsock ports need it.
+	noTSI := func() error {
+		if !c.lib.Has(fnDisableImplicitVsock) {
+			return nil
+		}
+		if err := c.DisableImplicitVsock(); err != nil {
+			return err
+		}
+		if len(cfg.VsockPorts) > 0 {
+			return c.AddVsock(0)
+		}
+		return nil
 	}
-	if err := c.lib.scopeProblem(cfg); err != nil {
-		return err
+	switch n.mode() {
+	case NetTap:
+		for _, t := range n.Taps {
+			mac, err := ParseMAC(t.MAC)
+			if err != nil {
+				return err
+			}
+			if err := c.AddNetTap(t.Name, mac, 0, 0); err != nil {
+				return err
+			}
+		}
+		return noTSI()
+	case NetNone:
+		if c.lib.Has(fnDisableImplicitVsock) {
+			return noTSI()
+		}
+		// microsandbox's fork: TSI with scope none blocks every address.
+		return c.SetTSIScope("", "", ScopeNone)
+	default:
+		if n.Scope != nil {
+			if err := c.SetTSIScope(n.IP, n.Subnet, *n.Scope); err != nil {
+				return err
+			}
+		}
+		if n.PortMap != nil {
+			return c.SetPortMap(n.PortMap)
+		}
+		return nil
 	}
-	if n.Scope == ScopeNone {
-		return c.DisableImplicitVsock()
-	}
-	return nil // ScopeAny: TSI's default.
-}
-
-// workloadEnv returns the environment for krun_set_exec: cfg.Env (nil keeps
-// libkrun's "inherit" meaning) plus the mounts variable. With mounts and a nil
-// Env, the inherited environment is made explicit so the variable can be added.
-func workloadEnv(cfg *VMConfig) []string {
-	if len(cfg.Mounts) == 0 {
-		return cfg.Env
-	}
-	env := cfg.Env
-	if env == nil {
-		env = os.Environ()
-	}
-	out := make([]string, 0, len(env)+1)
-	out = append(out, env...)
-	return append(out, MountsEnv+"="+MountsEnvValue(cfg.Mounts))
 }

@@ -45,58 +45,15 @@ func proto(p string) string {
 	return p
 }
 
-// checks runs the static checks of a plan: those on the Sandboxfile as a whole (duplicate host
-// ports, duplicate IPs, IPs outside their group's subnet) and, when m is set, those on the
-// machine for the sandboxes the plan would start (ports bound by other processes, mount sources
-// that do not exist).
+// checks runs the checks of a plan that depend on the machine, when m is set, for the
+// sandboxes the plan would start: ports bound by other processes, mount sources that do not
+// exist (any more: lang checked them when it loaded the file).
 func checks(cfg *lang.Config, st *State, steps []Step, status func(string) Status, m Machine) []Problem {
 	var probs []Problem
 
-	// Duplicate host ports across the file.
-	byPort := map[portKey][]portUse{}
-	for _, sb := range cfg.Sandboxes {
-		for i, p := range sb.Ports {
-			k := portKey{p.Host, proto(p.Protocol)}
-			for _, u := range byPort[k] {
-				if ipsOverlap(u.hostIP, p.HostIP) {
-					probs = append(probs, Problem{Sandbox: sb.Name, Field: indexed(FieldPorts, i), Range: sb.Range, Message: fmt.Sprintf(
-						"host port %s is also published by sandbox %q (ports[%d]); give one of them another host port",
-						hostPort(p.HostIP, p.Host, k.proto), u.sandbox, u.index)})
-					break
-				}
-			}
-			byPort[k] = append(byPort[k], portUse{sb.Name, i, p.HostIP})
-		}
-	}
-
-	// Group addresses.
-	subnets := map[string]netip.Prefix{}
-	for _, n := range cfg.Networks {
-		subnets[n.Name] = n.Subnet
-	}
-	type groupIP struct {
-		group string
-		ip    netip.Addr
-	}
-	ips := map[groupIP]string{}
-	for _, sb := range cfg.Sandboxes {
-		nw := sb.Network
-		if nw.Group == "" || !nw.IP.IsValid() {
-			continue
-		}
-		if subnet, ok := subnets[nw.Group]; !ok {
-			probs = append(probs, Problem{Sandbox: sb.Name, Field: FieldNetGroup, Range: sb.Range, Message: fmt.Sprintf("network %q is not declared; add a network %q block", nw.Group, nw.Group)})
-		} else if !subnet.Contains(nw.IP) {
-			probs = append(probs, Problem{Sandbox: sb.Name, Field: FieldNetIP, Range: sb.Range, Message: fmt.Sprintf("%s is outside the subnet %s of network %q; pick an address in it", nw.IP, subnet, nw.Group)})
-		}
-		k := groupIP{nw.Group, nw.IP}
-		if other, ok := ips[k]; ok {
-			probs = append(probs, Problem{Sandbox: sb.Name, Field: FieldNetIP, Range: sb.Range, Message: fmt.Sprintf("%s in network %q is also the address of sandbox %q; give each sandbox its own", nw.IP, nw.Group, other)})
-		} else {
-			ips[k] = sb.Name
-		}
-	}
-
+	// Duplicate host ports, duplicate addresses and addresses outside their subnet are lang's
+	// to find (lang.Load reports them with their source ranges); the plan only checks what
+	// depends on the machine.
 	if m == nil {
 		return probs
 	}

@@ -27,6 +27,7 @@ const (
 	FieldImageDigest = "image_digest"
 	FieldCPUs        = "cpus"
 	FieldMemory      = "memory"
+	FieldPids        = "pids"
 	FieldEntrypoint  = "entrypoint"
 	FieldCommand     = "command"
 	FieldWorkdir     = "workdir"
@@ -155,6 +156,11 @@ func fields(sb *lang.Sandbox) []field {
 		field{FieldCommand, strs(sb.Command)},
 		field{FieldWorkdir, sb.Workdir},
 	)
+	if sb.Pids != 0 && sb.Pids != lang.DefaultPids {
+		// Only a limit other than the default is a field, so records written before pids
+		// existed plan no change.
+		fs = append(fs, field{FieldPids, sb.Pids})
+	}
 	keys := make([]string, 0, len(sb.Env))
 	for k := range sb.Env {
 		keys = append(keys, k)

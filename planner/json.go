@@ -57,6 +57,7 @@ type JSONSummary struct {
 //	  "image": "postgres:16",         // desired image (recorded one for destroy); "(sensitive)" when sensitive
 //	  "image_digest": "sha256:…",     // known manifest digest of that image, or ""
 //	  "changes": [JSONChange…]        // replace and update only; [] otherwise
+//	  "discards": ["writable layer"]  // data the step deletes; [] when none
 //	}
 type JSONStep struct {
 	Sandbox     string       `json:"sandbox"`
@@ -67,6 +68,7 @@ type JSONStep struct {
 	Image       string       `json:"image"`
 	ImageDigest string       `json:"image_digest"`
 	Changes     []JSONChange `json:"changes"`
+	Discards    []string     `json:"discards"`
 }
 
 // JSONChange is one changed field:
@@ -116,6 +118,7 @@ func (p *Plan) JSON() *JSONPlan {
 			DependsOn:   nonNil(s.DependsOn),
 			ImageDigest: s.ImageDigest,
 			Changes:     make([]JSONChange, 0, len(s.Changes)),
+			Discards:    nonNil(s.Discards),
 		}
 		switch {
 		case s.Desired != nil:

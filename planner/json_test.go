@@ -18,9 +18,10 @@ import (
 func TestJSONSchema(t *testing.T) {
 	st := applied(project(nil), nil)
 	st.Sandboxes["old"] = NewRecord(sandbox("old"), nil, "sha256:0ld")
-	cfg := project(map[string][]func(*lang.Sandbox){"db": {env("POSTGRES_PASSWORD", "x")}, "web": {port(5432, 1)}})
+	cfg := project(map[string][]func(*lang.Sandbox){"db": {env("POSTGRES_PASSWORD", "x")}, "web": {port(5999, 1)}})
 	cfg.Sandboxes = append(cfg.Sandboxes, sandbox("new"))
-	p, err := Compute(cfg, st, WithObserved(Observed{"worker": StatusStopped}))
+	busy := &fakeMachine{busy: map[string]bool{"127.0.0.1:5999/tcp": true}}
+	p, err := Compute(cfg, st, WithObserved(Observed{"worker": StatusStopped}), WithMachine(busy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestJSONSchema(t *testing.T) {
 	}
 	actions := map[string]bool{}
 	for _, s := range doc["steps"].([]any) {
-		check("step", s, "action,changes,depends_on,image,image_digest,reason,sandbox,status")
+		check("step", s, "action,changes,depends_on,discards,image,image_digest,reason,sandbox,status")
 		step := s.(map[string]any)
 		actions[step["action"].(string)] = true
 		if step["changes"] == nil || step["depends_on"] == nil {
@@ -75,16 +76,16 @@ func TestJSONSchema(t *testing.T) {
 func TestDiagnostics(t *testing.T) {
 	rng := hcl.Range{Filename: "/project/Sandboxfile", Start: hcl.Pos{Line: 3, Column: 1}, End: hcl.Pos{Line: 3, Column: 14}}
 	cfg := config([]*lang.Sandbox{
-		sandbox("a", port(80, 80)),
+		sandbox("a", port(81, 81)),
 		sandbox("b", port(80, 81), func(s *lang.Sandbox) { s.Range = rng }),
 	})
-	p, err := Compute(cfg, nil)
+	p, err := Compute(cfg, nil, WithMachine(&fakeMachine{busy: map[string]bool{"127.0.0.1:80/tcp": true}}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	diags := p.Diagnostics()
 	if len(diags) != 1 || diags[0].Subject == nil || *diags[0].Subject != rng ||
-		diags[0].Detail != `ports[0]: host port 127.0.0.1:80/tcp is also published by sandbox "a" (ports[0]); give one of them another host port` {
+		diags[0].Detail != `ports[0]: host port 127.0.0.1:80/tcp is already in use by another process; stop that process or change the host port` {
 		t.Errorf("diagnostics %v", diags)
 	}
 	if p.Err() == nil || !strings.Contains(p.Err().Error(), "the plan cannot be applied") {

@@ -69,7 +69,17 @@ type Step struct {
 	Desired     *lang.Sandbox
 	Prior       *Record
 	ImageDigest string
+	// Discards names the data the step deletes, for the plan to say so before it happens:
+	// DiscardWritableLayer when a replace changes the image under the writable layer.
+	Discards []string
 }
+
+// DiscardWritableLayer is what a replace onto another image deletes: every file written
+// inside the sandbox since it was created (its overlay's upper layer).
+const DiscardWritableLayer = "writable layer"
+
+// DiscardConsoleLog is what a destroy deletes besides the writable layer.
+const DiscardConsoleLog = "console log"
 
 // Change is one changed field of a sandbox.
 type Change struct {
@@ -321,6 +331,7 @@ func destroySteps(st *State, orphans []string, status func(string) Status) ([]St
 			Status:    status(n),
 			DependsOn: og.Dependents(n),
 			Prior:     st.Sandboxes[n],
+			Discards:  []string{DiscardWritableLayer, DiscardConsoleLog},
 		})
 	}
 	return steps, nil
@@ -372,6 +383,12 @@ func diff(sb *lang.Sandbox, rec *Record, status Status, digest, driver string) (
 		}
 	}
 	if step.Action == ActionReplace {
+		for _, c := range step.Changes {
+			if c.Field == FieldImage || c.Field == FieldImageDigest {
+				step.Discards = []string{DiscardWritableLayer}
+				break
+			}
+		}
 		if !status.Live() {
 			step.Reason = "spec changed; " + statusReason(rec, status)
 		}
@@ -423,7 +440,7 @@ func changes(desired []field, sb *lang.Sandbox, rec *Record, paths []string) []C
 	for _, f := range desired {
 		newVals[f.path] = f.value
 	}
-	oldVals := valueMap(&rec.Spec)
+	oldVals := rec.Spec.values()
 	out := make([]Change, 0, len(paths))
 	for _, path := range paths {
 		c := Change{Field: path, ForcesReplacement: forcesReplacement(path)}
@@ -435,15 +452,6 @@ func changes(desired []field, sb *lang.Sandbox, rec *Record, paths []string) []C
 		out = append(out, c)
 	}
 	return out
-}
-
-func valueMap(sb *lang.Sandbox) map[string]any {
-	fs := fields(sb)
-	m := make(map[string]any, len(fs))
-	for _, f := range fs {
-		m[f.path] = f.value
-	}
-	return m
 }
 
 // compareFields orders field paths as fields lists them: by the field's rank, then by key or
@@ -462,7 +470,7 @@ func compareFields(a, b string) int {
 
 // fieldOrder lists the base field paths in the order plans show them.
 func fieldOrder() []string {
-	return []string{FieldImage, FieldImageDigest, FieldCPUs, FieldMemory, FieldEntrypoint, FieldCommand, FieldWorkdir,
+	return []string{FieldImage, FieldImageDigest, FieldCPUs, FieldMemory, FieldPids, FieldEntrypoint, FieldCommand, FieldWorkdir,
 		"env", FieldEnvFiles, FieldUser, "rlimits", FieldMounts, FieldPorts, FieldNetScope, FieldNetGroup,
 		FieldNetIP, FieldRestart, FieldStopTimeout, FieldReady, FieldDependsOn, FieldWatch, FieldDriver,
 	}

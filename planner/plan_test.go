@@ -344,7 +344,7 @@ func TestNewRecordRedacts(t *testing.T) {
 	if sb.Env["PW"] != "s3cret" || sb.Command[2] != "s3cret" || sb.Mounts[0].Source != "/secret/path" {
 		t.Error("NewRecord changed the spec")
 	}
-	if r.Spec.Env["USER"] != "app" || r.Spec.Mounts[0].Target != "/data" {
+	if string(r.Spec.Fields["env.USER"]) != `"app"` || !strings.Contains(string(r.Spec.Fields["mounts[0]"]), `"target":"/data"`) {
 		t.Errorf("redacted too much: %+v", r.Spec)
 	}
 	// Fingerprints are of the real values: the same spec plans no change.
@@ -389,5 +389,22 @@ func TestDriverChangeReplaces(t *testing.T) {
 	}
 	if p, _ := Compute(cfg, st, WithDriver("krun")); p.HasChanges() {
 		t.Errorf("unknown recorded driver: %+v", p.Steps)
+	}
+}
+
+// A pids limit other than the default is a field that forces replacement; the default is
+// none, so records from before pids existed plan no change.
+func TestPidsField(t *testing.T) {
+	sb := sandbox("web")
+	st := applied(config([]*lang.Sandbox{sb}), nil)
+	sb2 := sandbox("web", func(s *lang.Sandbox) { s.Pids = lang.DefaultPids })
+	p, err := Compute(config([]*lang.Sandbox{sb2}), st)
+	if err != nil || p.HasChanges() {
+		t.Fatalf("default pids planned %+v, %v", p, err)
+	}
+	sb3 := sandbox("web", func(s *lang.Sandbox) { s.Pids = 100 })
+	p, err = Compute(config([]*lang.Sandbox{sb3}), st)
+	if err != nil || len(p.Steps) != 1 || p.Steps[0].Action != ActionReplace || p.Steps[0].Changes[0].Field != FieldPids {
+		t.Fatalf("pids 100: %+v, %v", p.Steps, err)
 	}
 }

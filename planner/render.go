@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/sbx-dev/sbx/lang"
 )
 
 // ANSI escapes; Render writes them only when asked to (a TTY, no --no-color).
@@ -77,6 +79,18 @@ func (p *Plan) Render(w io.Writer, color bool) error {
 			}
 			b.WriteByte('\n')
 		}
+		if s.Action == ActionCreate || s.Action == ActionReplace {
+			for _, m := range outsideMounts(s.Desired) {
+				fmt.Fprintf(&b, "    %s\n", paint(ansiYellow, "# reaches outside the project: "+m))
+			}
+		}
+		for _, d := range s.Discards {
+			what := "# deletes its " + d
+			if d == DiscardWritableLayer {
+				what += ": files written inside sandbox." + s.Sandbox + " since it was created are lost"
+			}
+			fmt.Fprintf(&b, "    %s\n", paint(ansiRed, what))
+		}
 	}
 	if len(p.Steps) > 0 {
 		b.WriteByte('\n')
@@ -121,4 +135,28 @@ func showValue(v any, sensitive bool) string {
 		return fmt.Sprint(v)
 	}
 	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+// outsideMounts describes the mounts of sb whose host path lies outside the project
+// directory: "/home/me/data → /data (read-only)". Sensitive ones are hidden.
+func outsideMounts(sb *lang.Sandbox) []string {
+	if sb == nil {
+		return nil
+	}
+	var out []string
+	for i, m := range sb.Mounts {
+		if !m.OutsideProject {
+			continue
+		}
+		src := m.Source
+		if isSensitive(indexed(FieldMounts, i)+".source", sb.Sensitive) {
+			src = sensitiveText
+		}
+		d := src + " → " + m.Target
+		if m.ReadOnly {
+			d += " (read-only)"
+		}
+		out = append(out, d)
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"time"
@@ -10,7 +11,10 @@ import (
 
 // StateVersion is the version of the state document this sbx writes and the newest it reads.
 // It changes only when an older sbx would misread the new document.
-const StateVersion = 1
+//
+// Version 2 keeps each record's spec as planner-owned display values (RecordSpec) instead of
+// lang's Sandbox, so lang's types are free to change; version 1 documents are still read.
+const StateVersion = 2
 
 // State is the state document (.sbx/state.json): what sbx last applied, per sandbox.
 //
@@ -65,8 +69,8 @@ func (s *State) AllocatedIPs() map[string]netip.Addr {
 		return out
 	}
 	for name, r := range s.Sandboxes {
-		if r.Spec.Network.IPAllocated && r.Spec.Network.IP.IsValid() {
-			out[name] = r.Spec.Network.IP
+		if r.Spec.AllocatedIP.IsValid() {
+			out[name] = r.Spec.AllocatedIP
 		}
 	}
 	return out
@@ -82,7 +86,7 @@ type Record struct {
 	// Spec is the declared spec that was applied, kept so a plan can show old → new values.
 	// Values of the fields listed in Spec.Sensitive are replaced by "(sensitive)": the state
 	// never holds a secret in clear, and Spec is for display only (Fingerprints decide).
-	Spec lang.Sandbox `json:"spec"`
+	Spec RecordSpec `json:"spec"`
 	// Dependencies are the sandboxes this one depended on (depends_on and references), sorted,
 	// so that an orphan is destroyed before the sandboxes it used.
 	Dependencies []string `json:"dependencies,omitempty"`
@@ -109,6 +113,62 @@ type Record struct {
 	StartedAt time.Time `json:"started_at,omitzero"` // the last start of the supervisor
 }
 
+// RecordSpec is what the state keeps of an applied spec: the value of each declared field as
+// plans show it (redacted), and the few facts other commands read back.
+type RecordSpec struct {
+	Image     string   `json:"image"`
+	Ports     []Port   `json:"ports,omitempty"`
+	Sensitive []string `json:"sensitive,omitempty"` // field paths whose values are hidden
+	// IP is the sandbox's address when it was allocated (not declared), so the next plan
+	// hands it the same one.
+	AllocatedIP netip.Addr    `json:"allocated_ip,omitzero"`
+	StopTimeout time.Duration `json:"stop_timeout"`
+	// Fields maps each field path ("image", "env.PGUSER", "mounts[0]"…) to its value as plans
+	// show it, as JSON; "(sensitive)" for sensitive values.
+	Fields map[string]json.RawMessage `json:"fields"`
+}
+
+// Port is a published port as the state records it.
+type Port struct {
+	HostIP   string `json:"host_ip"`
+	Host     int    `json:"host"`
+	Guest    int    `json:"guest"`
+	Protocol string `json:"protocol"`
+}
+
+// SpecOf returns the record spec of sb, redacted.
+func SpecOf(sb *lang.Sandbox) RecordSpec {
+	r := redact(sb)
+	rs := RecordSpec{Image: r.Image, StopTimeout: r.StopTimeout, Sensitive: slices.Clone(sb.Sensitive), Fields: map[string]json.RawMessage{}}
+	if sb.Network.IPAllocated {
+		rs.AllocatedIP = sb.Network.IP
+	}
+	for _, p := range r.Ports {
+		rs.Ports = append(rs.Ports, Port(portValue(p)))
+	}
+	for _, f := range fields(&r) {
+		b, err := json.Marshal(f.value)
+		if err != nil {
+			b = []byte(`"?"`)
+		}
+		rs.Fields[f.path] = b
+	}
+	return rs
+}
+
+// values returns the record's field values for display: nil for an undeclared one.
+func (rs *RecordSpec) values() map[string]any {
+	m := make(map[string]any, len(rs.Fields))
+	for k, v := range rs.Fields {
+		if string(v) == "null" {
+			m[k] = nil
+			continue
+		}
+		m[k] = v
+	}
+	return m
+}
+
 // NewRecord returns the record of sandbox sb as it is being applied: its redacted spec, its
 // dependencies, its fingerprints and the image digest. The runtime fills in the process fields,
 // status, generation and timestamps.
@@ -124,10 +184,46 @@ func NewRecord(sb *lang.Sandbox, dependencies []string, imageDigest string) *Rec
 	}
 	return &Record{
 		Name:         sb.Name,
-		Spec:         redact(sb),
+		Spec:         SpecOf(sb),
 		Dependencies: slices.Clone(dependencies),
 		Fingerprints: fps,
 		ImageDigest:  imageDigest,
 		IP:           ip,
 	}
+}
+
+// DecodeState decodes a state document of a version this sbx reads: the current one, or
+// version 1, whose records kept lang's Sandbox as their spec (converted here).
+func DecodeState(b []byte, version int) (*State, error) {
+	st := NewState()
+	if version >= 2 {
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	type v1Record struct {
+		Record
+		Spec lang.Sandbox `json:"spec"`
+	}
+	var v1 struct {
+		Version   int                  `json:"version"`
+		Lineage   string               `json:"lineage"`
+		Serial    uint64               `json:"serial"`
+		Sandboxes map[string]*v1Record `json:"sandboxes"`
+	}
+	if err := json.Unmarshal(b, &v1); err != nil {
+		return nil, err
+	}
+	st.Version, st.Lineage, st.Serial = v1.Version, v1.Lineage, v1.Serial
+	for name, r := range v1.Sandboxes {
+		if r == nil {
+			st.Sandboxes[name] = nil
+			continue
+		}
+		rec := r.Record
+		rec.Spec = SpecOf(&r.Spec)
+		st.Sandboxes[name] = &rec
+	}
+	return st, nil
 }

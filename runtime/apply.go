@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -47,8 +48,6 @@ type Engine struct {
 	Now func() time.Time
 	// AfterPull, when set, runs once every image is on disk (progress bars end there).
 	AfterPull func()
-	// Purge makes destroys delete the sandboxes' writable layers and logs.
-	Purge bool
 
 	mu sync.Mutex // guards st and the state file
 	st *planner.State
@@ -105,7 +104,7 @@ func (e *Engine) Apply(ctx context.Context, cfg *lang.Config, plan *planner.Plan
 		var err error
 		switch step.Action {
 		case planner.ActionDestroy:
-			err = e.destroy(ctx, step.Sandbox, true)
+			err = e.destroy(ctx, step.Sandbox)
 		case planner.ActionCreate, planner.ActionReplace, planner.ActionStart:
 			err = e.start(ctx, cfg, step, images[step.Sandbox])
 		case planner.ActionUpdate:
@@ -210,7 +209,7 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	}
 	rs, err := BuildRunSpec(e.Project, e.Driver, cfg, sb, img, generation)
 	if err != nil {
-		return err
+		return fmt.Errorf("resolve the run spec: %w", err)
 	}
 	// What this sandbox needs of the driver (a libkrun capability, a mount source) is checked
 	// before the old run is stopped, so a spec that cannot run leaves the old one running.
@@ -219,22 +218,31 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 		return err
 	}
 	if err := d.Validate(ctx, rs); err != nil {
-		return err
+		return fmt.Errorf("check the spec with the driver: %w", err)
 	}
 	if prior != nil {
 		// Replace or start: whatever is left of the old run goes first (its ports and IP too).
 		if err := e.stopRecord(ctx, prior); err != nil {
-			return err
+			return fmt.Errorf("stop the previous run: %w", err)
 		}
 	}
 	// The writable layer survives restarts, starts and replacements that keep the image (and a
-	// down without --purge); over another image's layers it would show a mix of both.
+	// stop); over another image's layers it would show a mix of both.
+	if err := state.EnsureDirs(e.Project.Store.Dir(), filepath.Join("sandboxes", sb.Name)); err != nil {
+		return err
+	}
+	if err := checkSpace(e.Project.Store.Dir()); err != nil {
+		return err
+	}
+	if r := e.Project.runningElsewhere(sb.Name, 0); r != nil {
+		return fmt.Errorf("%s is already running (supervisor pid %d) though the state in .sbx/ lost track of it (was .sbx/ removed?); a second copy would share its writable layer: 'sbx down %s' stops it", sb.Name, r.Pid, sb.Name)
+	}
 	keepLayer := true
 	if old, err := ReadRunSpec(dir); err == nil {
 		keepLayer = old.Image.Digest == rs.Image.Digest && slices.Equal(old.Image.Layers, rs.Image.Layers)
 	}
 	if !keepLayer {
-		if err := os.RemoveAll(writableDir(dir)); err != nil {
+		if err := state.RemoveBeneath(dir, "rw"); err != nil {
 			return fmt.Errorf("drop the writable layer: %w", err)
 		}
 	}
@@ -244,7 +252,7 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	_ = os.Remove(RecordPath(dir))
 	pid, startTime, err := spawnSupervisor(e.Exe, dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("start the supervisor: %w", err)
 	}
 	now := e.Now().UTC()
 	rec := planner.NewRecord(sb, cfg.Dependencies(sb.Name), img.Digest)
@@ -253,9 +261,9 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	if err := e.save(func(st *planner.State) { st.Sandboxes[sb.Name] = rec }); err != nil {
 		// The sandbox runs but the state does not know it: stop it rather than leak it.
 		_ = stopSupervisor(context.WithoutCancel(ctx), pid, startTime, stopGrace(sb.StopTimeout))
-		return err
+		return fmt.Errorf("record the sandbox in the state: %w", err)
 	}
-	return waitSupervisor(ctx, dir, pid, startTime, generation, reportTimeout(rs.Ready))
+	return waitSupervisor(ctx, dir, pid, startTime, generation, rs.Ready)
 }
 
 // reportTimeout bounds the wait for a supervisor to say whether its sandbox is ready: the
@@ -290,7 +298,7 @@ func (e *Engine) waitDependencies(ctx context.Context, cfg *lang.Config, name st
 		if rs, err := ReadRunSpec(e.Project.SandboxDir(dep)); err == nil {
 			probe = rs.Ready
 		}
-		if err := waitSupervisor(ctx, e.Project.SandboxDir(dep), rec.Pid, rec.StartTime, rec.Generation, reportTimeout(probe)); err != nil {
+		if err := waitSupervisor(ctx, e.Project.SandboxDir(dep), rec.Pid, rec.StartTime, rec.Generation, probe); err != nil {
 			return fmt.Errorf("not started: dependency %s is not ready: %w", dep, err)
 		}
 	}
@@ -328,21 +336,19 @@ func (e *Engine) cleanup(ctx context.Context, name string) error {
 	return d.Cleanup(ctx, rs)
 }
 
-// destroy stops a sandbox and removes its record; with purge (or always for sandboxes that
-// left the Sandboxfile) its directory goes too.
-func (e *Engine) destroy(ctx context.Context, name string, purge bool) error {
+// destroy stops a sandbox and removes its record and its directory: writable layer, console
+// log, supervisor record. (Stop keeps them.)
+func (e *Engine) destroy(ctx context.Context, name string) error {
 	e.mu.Lock()
 	rec := e.st.Record(name)
 	e.mu.Unlock()
 	if rec != nil {
 		if err := e.stopRecord(ctx, rec); err != nil {
-			return err
+			return fmt.Errorf("stop: %w", err)
 		}
 	}
-	if purge || e.Purge {
-		if err := os.RemoveAll(e.Project.SandboxDir(name)); err != nil {
-			return fmt.Errorf("remove %s: %w", e.Project.SandboxDir(name), err)
-		}
+	if err := state.RemoveBeneath(e.Project.Store.Dir(), filepath.Join("sandboxes", name)); err != nil {
+		return err
 	}
 	return e.save(func(st *planner.State) { delete(st.Sandboxes, name) })
 }
@@ -360,7 +366,8 @@ func (e *Engine) update(step *planner.Step) error {
 
 // AwaitReady waits for the live sandboxes of names (all of the state when empty) that are
 // not ready yet — starting, or unready after a failed probe — to become ready, each for at
-// most its probe's timeout, and returns the error of each that did not. So an up that changes
+// most its probe's timeout, and returns the error of each that did not, or that crashed or
+// failed after it started. So an up that changes
 // nothing still says, with its exit code, that a sandbox is not ready.
 func (e *Engine) AwaitReady(ctx context.Context, names []string) map[string]error {
 	e.defaults()
@@ -375,7 +382,19 @@ func (e *Engine) AwaitReady(ctx context.Context, names []string) map[string]erro
 	obs := e.Project.Observe(st)
 	for _, name := range names {
 		rec := st.Record(name)
-		if rec == nil || (obs[name] != planner.StatusUnready && obs[name] != planner.StatusStarting) {
+		if rec == nil {
+			continue
+		}
+		switch obs[name] {
+		case planner.StatusUnready, planner.StatusStarting:
+		case planner.StatusCrashed, planner.StatusFailed:
+			if sup, _ := ReadRecord(e.Project.SandboxDir(name)); sup != nil && sup.Error != "" {
+				errs[name] = errors.New(sup.Error)
+			} else {
+				errs[name] = fmt.Errorf("%s after it started: 'sbx logs %s' shows why", obs[name], name)
+			}
+			continue
+		default:
 			continue
 		}
 		dir := e.Project.SandboxDir(name)

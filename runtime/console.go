@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/sbx-dev/sbx/runtime/state"
 )
 
 // Console log rotation defaults (design: rotated at 10 MiB keeping 3 files).
@@ -45,7 +47,7 @@ func OpenRotatingFile(path string, maxBytes int64, keep int) (*RotatingFile, err
 }
 
 func (r *RotatingFile) open() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := state.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open console log: %w", err)
 	}

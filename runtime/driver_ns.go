@@ -21,6 +21,7 @@ import (
 	"github.com/sbx-dev/sbx/runtime/ns"
 	"github.com/sbx-dev/sbx/runtime/nsnet"
 	"github.com/sbx-dev/sbx/runtime/spec"
+	"github.com/sbx-dev/sbx/runtime/state"
 )
 
 // nsDriver runs sandboxes in Linux namespaces (runtime/ns): weaker isolation than a VM, for
@@ -62,7 +63,7 @@ func (d *nsDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 	}
 	for _, m := range s.Mounts {
 		if _, err := os.Stat(m.Source); err != nil {
-			return fmt.Errorf("sandbox %s: mount source %s does not exist: create it or fix the mount", s.Name, m.Source)
+			return fmt.Errorf("mount source %s does not exist: create it or fix the mount", m.Source)
 		}
 	}
 	return nil
@@ -85,6 +86,7 @@ func (d *nsDriver) nsConfig(s *spec.RunSpec) ns.Config {
 		User:         s.Process.User,
 		CPUs:         s.Resources.CPUs,
 		MemoryMiB:    s.Resources.MemoryMiB,
+		Pids:         s.Resources.Pids,
 		CgroupParent: cgroupParent(s.Project),
 	}
 	for _, m := range s.Mounts {
@@ -101,8 +103,8 @@ func (d *nsDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writer
 		return nil, err
 	}
 	cfg := d.nsConfig(s)
-	if err := os.MkdirAll(writableDir(s.Dir), 0o700); err != nil {
-		return nil, fmt.Errorf("create the writable layer: %w", err)
+	if err := writableLayer(s.Dir); err != nil {
+		return nil, err
 	}
 	inst := &nsInstance{d: d, spec: s}
 	defer func() {
@@ -309,4 +311,27 @@ func hostsFile(s *spec.RunSpec, ip netip.Addr) string {
 		fmt.Fprintf(&b, "%s\t%s\n", s.Network.Peers[name], name)
 	}
 	return b.String()
+}
+
+// writableLayer prepares dir/rw for the overlay's upper and work directories, refusing any
+// of them that is a symlink or not the user's own (the kernel would follow it when mounting).
+func writableLayer(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("writable layer: %w", err)
+	}
+	if err := state.CheckDir(dir); err != nil {
+		return fmt.Errorf("writable layer: %w", err)
+	}
+	if err := state.EnsureDir(writableDir(dir)); err != nil {
+		return fmt.Errorf("writable layer: %w", err)
+	}
+	for _, sub := range []string{"upper", "work"} {
+		p := filepath.Join(writableDir(dir), sub)
+		if _, err := os.Lstat(p); err == nil {
+			if err := state.CheckDir(p); err != nil {
+				return fmt.Errorf("writable layer: %w", err)
+			}
+		}
+	}
+	return nil
 }

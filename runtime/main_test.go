@@ -23,7 +23,12 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	drivertest.RunOwner(func() runtime.Driver { return nsTestDriver() })
+	drivertest.RunOwner(func() runtime.Driver {
+		if os.Getenv(envKrunConformance) != "" {
+			return krunTestDriver()
+		}
+		return nsTestDriver()
+	})
 	if os.Getenv("SBX_TEST_LISTEN") == "1" {
 		for _, a := range os.Args {
 			if addr, ok := strings.CutPrefix(a, "-listen="); ok {

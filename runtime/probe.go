@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -117,7 +118,9 @@ func (p LogProbe) Check(ctx context.Context) error {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if _, text := SplitStamp(sc.Bytes()); p.Pattern.Match(text) {
+		// sbx's own notes in the console ("[sbx] unready: no line matches …") are not the
+		// payload's output: a pattern must never match its own failure message.
+		if _, text := SplitStamp(sc.Bytes()); !bytes.HasPrefix(text, []byte("[sbx] ")) && p.Pattern.Match(text) {
 			return nil
 		}
 	}
@@ -147,12 +150,18 @@ func WaitReady(ctx context.Context, probe Probe, timeout, interval time.Duration
 	for {
 		perAttempt := max(interval, time.Second)
 		attempt, cancelAttempt := context.WithTimeout(ctx, perAttempt)
-		last = probe.Check(attempt)
-		if last != nil && attempt.Err() != nil && ctx.Err() == nil {
+		err := probe.Check(attempt)
+		switch {
+		case err != nil && ctx.Err() != nil && last != nil:
+			// The overall timeout cut this attempt short: the previous attempt's error says
+			// more than "context deadline exceeded".
+		case err != nil && attempt.Err() != nil && ctx.Err() == nil:
 			last = fmt.Errorf("no answer within %s", perAttempt)
+		default:
+			last = err
 		}
 		cancelAttempt()
-		if last == nil {
+		if err == nil {
 			return nil
 		}
 		if alive != nil {

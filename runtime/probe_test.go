@@ -105,3 +105,17 @@ func TestWaitReadyDeadSandboxFailsFast(t *testing.T) {
 		t.Fatalf("err = %v, want the death reason", err)
 	}
 }
+
+// The supervisor's own notes in the console never satisfy a log probe, even when they quote
+// its pattern.
+func TestLogProbeIgnoresSbxNotes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	note := "[sbx] unready: log: no line matches \"ready\" yet\n"
+	if err := os.WriteFile(path, []byte(note), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := LogProbe{Path: path, Pattern: regexp.MustCompile(`ready`)}
+	if err := p.Check(context.Background()); err == nil {
+		t.Fatal("sbx's own note satisfied the probe")
+	}
+}

@@ -3,10 +3,13 @@ package runtime
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
+	"github.com/sbx-dev/sbx/runtime/diskfile"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
 
@@ -20,39 +23,60 @@ func projectsDir(home string) string { return filepath.Join(home, "projects") }
 func RegisterProject(home, dir string) error {
 	sum := sha256.Sum256([]byte(dir))
 	pd := projectsDir(home)
-	if err := os.MkdirAll(pd, 0o755); err != nil {
-		return err
+	if err := os.MkdirAll(pd, 0o700); err != nil {
+		return fmt.Errorf("register the project: %w", err)
 	}
 	path := filepath.Join(pd, hex.EncodeToString(sum[:8]))
 	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) == dir {
 		return nil
 	}
-	return state.WriteFileAtomic(path, []byte(dir+"\n"), 0o644)
+	return diskfile.WriteAtomic(path, []byte(dir+"\n"), 0o600)
+}
+
+// Projects returns the directories of the projects registered with the image store at home
+// whose state still exists, sorted; registrations of projects whose directory or state is
+// gone are forgotten.
+func Projects(home string) ([]string, error) {
+	entries, err := os.ReadDir(projectsDir(home))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list the projects using the image store at %s: %w", home, err)
+	}
+	var dirs []string
+	seen := map[string]bool{}
+	for _, e := range entries {
+		path := filepath.Join(projectsDir(home), e.Name())
+		b, err := state.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		dir := strings.TrimSpace(string(b))
+		if !filepath.IsAbs(dir) || seen[dir] {
+			continue
+		}
+		if _, err := os.Stat(state.New(dir).StatePath()); os.IsNotExist(err) {
+			_ = os.Remove(path)
+			continue
+		}
+		seen[dir] = true
+		dirs = append(dirs, dir)
+	}
+	sort.Strings(dirs)
+	return dirs, nil
 }
 
 // ImagesInUse returns the image references and manifest digests recorded in the state of
 // every registered project whose state still exists. Projects whose directory or state is
 // gone are forgotten.
 func ImagesInUse(home string) (refs, digests []string, err error) {
-	entries, err := os.ReadDir(projectsDir(home))
-	if os.IsNotExist(err) {
-		return nil, nil, nil
-	}
+	dirs, err := Projects(home)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, e := range entries {
-		path := filepath.Join(projectsDir(home), e.Name())
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		dir := strings.TrimSpace(string(b))
+	for _, dir := range dirs {
 		store := state.New(dir)
-		if _, err := os.Stat(store.StatePath()); os.IsNotExist(err) {
-			_ = os.Remove(path)
-			continue
-		}
 		st, err := store.Read()
 		if err != nil {
 			// An unreadable state may still describe running sandboxes: keep everything

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sbx-dev/sbx/planner"
+	"github.com/sbx-dev/sbx/runtime/diskfile"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
 
@@ -36,7 +37,7 @@ func RecordPath(dir string) string { return filepath.Join(dir, "supervisor.json"
 
 // ReadRecord reads a supervisor record; a missing one is (nil, nil).
 func ReadRecord(dir string) (*Record, error) {
-	b, err := os.ReadFile(RecordPath(dir))
+	b, err := state.ReadFile(RecordPath(dir))
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -57,7 +58,7 @@ func WriteRecord(dir string, r *Record) error {
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("encode the supervisor record: %w", err)
 	}
-	return state.WriteFileAtomic(RecordPath(dir), append(b, '\n'), 0o600)
+	return diskfile.WriteAtomic(RecordPath(dir), append(b, '\n'), 0o600)
 }

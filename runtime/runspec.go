@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/sbx-dev/sbx/lang"
+	"github.com/sbx-dev/sbx/runtime/diskfile"
 	"github.com/sbx-dev/sbx/runtime/spec"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
@@ -102,8 +103,15 @@ func Gateway(p netip.Prefix) (netip.Addr, error) {
 // so two directories both called "app" never share a cgroup, a network or a teardown.
 func ProjectID(name, dir string) string {
 	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
+	if len(name) > maxProjectName {
+		// Host-side names have limits (nsnet.MaxProjectLen); the hash keeps it unique.
+		name = strings.ToValidUTF8(name[:maxProjectName], "")
+	}
 	return name + "-" + hex.EncodeToString(sum[:4])
 }
+
+// maxProjectName is how much of a project's name its ID keeps.
+const maxProjectName = 64
 
 // BuildRunSpec resolves what a driver needs to run sb from cfg: the declaration merged with
 // the image's config, the group's subnet and peers, and the probe in guest terms.
@@ -135,7 +143,13 @@ func BuildRunSpec(p *Project, driver string, cfg *lang.Config, sb *lang.Sandbox,
 		s.Resources.Rlimits = append(s.Resources.Rlimits, spec.Rlimit{Name: r.Resource, Resource: r.Number, Soft: r.Soft, Hard: r.Hard})
 	}
 	for _, m := range sb.Mounts {
-		s.Mounts = append(s.Mounts, spec.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+		src := m.Source
+		if m.Volume != "" {
+			if src, err = p.EnsureVolume(m.Volume); err != nil {
+				return nil, fmt.Errorf("sandbox %s: %w", sb.Name, err)
+			}
+		}
+		s.Mounts = append(s.Mounts, spec.Mount{Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	for _, pt := range sb.Ports {
 		proto, err := spec.ParseProtocol(pt.Protocol)
@@ -171,12 +185,11 @@ func BuildRunSpec(p *Project, driver string, cfg *lang.Config, sb *lang.Sandbox,
 
 // sandboxPids is the sandbox's process limit.
 func sandboxPids(sb *lang.Sandbox) int {
-	return defaultPids
+	if sb.Pids > 0 {
+		return sb.Pids
+	}
+	return lang.DefaultPids
 }
-
-// defaultPids is the process limit of a sandbox that sets none: enough for any dev server,
-// small enough that a fork bomb stays inside.
-const defaultPids = 4096
 
 // readySpec turns a declared probe into guest terms: an http probe's URL names a port of the
 // sandbox itself (its host part is only the Host header), as a tcp probe's port does.
@@ -219,10 +232,13 @@ func WriteRunSpec(s *spec.RunSpec) error {
 	if err != nil {
 		return fmt.Errorf("encode the run spec of %s: %w", s.Name, err)
 	}
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(s.Dir), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", s.Dir, err)
 	}
-	if err := state.WriteFileAtomic(runSpecPath(s.Dir), append(b, '\n'), 0o600); err != nil {
+	if err := state.EnsureDir(s.Dir); err != nil {
+		return err
+	}
+	if err := diskfile.WriteAtomic(runSpecPath(s.Dir), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write the run spec of %s: %w", s.Name, err)
 	}
 	return nil
@@ -230,7 +246,7 @@ func WriteRunSpec(s *spec.RunSpec) error {
 
 // ReadRunSpec reads the spec a supervisor was started with.
 func ReadRunSpec(dir string) (*spec.RunSpec, error) {
-	b, err := os.ReadFile(runSpecPath(dir))
+	b, err := state.ReadFile(runSpecPath(dir))
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,9 @@ package runtime
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/sbx-dev/sbx/lang"
 )
@@ -60,5 +62,19 @@ func TestResolveProcess(t *testing.T) {
 	}
 	if _, _, _, _, err := ResolveProcess(&lang.Sandbox{}, ImageConfig{}); !errors.Is(err, ErrNoCommand) {
 		t.Errorf("nothing to run: err = %v", err)
+	}
+}
+
+func TestProjectIDIsBounded(t *testing.T) {
+	long := strings.Repeat("é", 100) // 200 bytes
+	a, b := ProjectID(long, "/srv/a"), ProjectID(long, "/srv/b")
+	if len(a) > 64+9 || !utf8.ValidString(a) {
+		t.Errorf("ProjectID of a long name = %q (%d bytes)", a, len(a))
+	}
+	if a == b {
+		t.Errorf("two directories share the ID %q", a)
+	}
+	if got := ProjectID("app", "/srv/a"); !strings.HasPrefix(got, "app-") || len(got) != len("app-")+8 {
+		t.Errorf("ProjectID = %q", got)
 	}
 }

@@ -67,6 +67,10 @@ func Supervise(ctx context.Context, s *spec.RunSpec, d Driver, opts SupervisorOp
 		sv.rec.Restarts, sv.rec.Exits = old.Restarts, old.Exits
 	}
 	sv.save()
+	if err := register(projectDirOf(s), s, os.Getpid(), opts.StartTime); err != nil {
+		sv.log.Warn("register as running", "err", err)
+	}
+	defer unregister(projectDirOf(s), s.Name, os.Getpid())
 
 	for first := true; ; first = false {
 		// A log probe judges only what this run prints, from before it starts.

@@ -44,14 +44,11 @@ func BenchmarkUp10(b *testing.B) {
 	}
 }
 
-// BenchmarkUp10Krun is BenchmarkUp10 through the krun driver and the stand-in libkrun: the
-// cost of sbx itself (supervisors, VMM children, state) without a guest to boot.
+// BenchmarkUp10Krun is BenchmarkUp10 through the krun driver and the stand-in libkrun in run
+// mode: the cost of sbx itself (supervisors, VMM children, overlay roots, tap networks, the
+// init) without a guest kernel to boot.
 func BenchmarkUp10Krun(b *testing.B) {
-	lib := standinLib(b)
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		b.Skip("the krun driver's preflight needs /dev/kvm")
-	}
-	b.Setenv("SBX_LIBKRUN", lib)
+	krunEnv(b, standinLib(b, "-DSTANDIN_UPSTREAM"))
 	p := benchProjectDriver(b, 10, "krun")
 	p.must("pull")
 	b.ResetTimer()

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -214,5 +215,63 @@ sandbox "web" {
 	}
 	if body, err := httpGet("http://127.0.0.1:18090/passwd"); err != nil || !strings.Contains(body, "root:") {
 		t.Errorf("published port: %q %v", body, err)
+	}
+}
+
+// A restarted or replaced sandbox keeps its IP and is reachable at once: its MAC derives from
+// the IP, so the host's neighbour cache never points at a gone interface. Three restarts in a
+// row each answer the first request.
+func TestE2ERestartReachableAtOnce(t *testing.T) {
+	site := t.TempDir()
+	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	p := newProject(t, fmt.Sprintf(`
+project { driver = "ns" }
+network "lan" {
+  subnet = "10.98.9.0/24"
+}
+sandbox "web" {
+  image   = "IMAGE"
+  command = ["httpd", "-f", "-p", "8080", "-h", "/srv"]
+  mount {
+    source    = %q
+    target    = "/srv"
+    read_only = true
+  }
+  port {
+    host  = %d
+    guest = 8080
+  }
+  network {
+    scope = "group"
+    group = network.lan
+  }
+  ready {
+    http    = "http://web:8080/index.html"
+    timeout = "5s"
+  }
+}
+# A second sandbox on the group keeps its bridge, and the host's neighbour cache, alive
+# across web's restarts.
+sandbox "client" {
+  image   = "IMAGE"
+  command = ["sleep", "3600"]
+  network {
+    scope = "group"
+    group = network.lan
+  }
+}
+`, site, port))
+	p.must("up")
+	defer p.sbx("down")
+	for i := 0; i < 3; i++ {
+		if r := p.sbx("restart", "web"); r.code != 0 {
+			t.Fatalf("restart %d: exit %d\n%s%s", i+1, r.code, r.stdout, r.stderr)
+		}
+		if body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/index.html", port)); err != nil || body != "hello\n" {
+			t.Fatalf("restart %d: first request: %q, %v", i+1, body, err)
+		}
 	}
 }

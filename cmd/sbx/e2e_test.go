@@ -404,7 +404,7 @@ sandbox "a" {
 }
 
 // TestE2EWritableLayer checks what the writable layer survives: restarts, replacements that
-// keep the image, down without --purge; and that --purge drops it.
+// keep the image, stop and start, stop and up; and that down deletes it, as it says.
 func TestE2EWritableLayer(t *testing.T) {
 	src := `
 project { driver = "ns" }
@@ -438,14 +438,28 @@ sandbox "keeper" {
 	if got := runs(); got != "runs=3" {
 		t.Errorf("after a replace with the same image: %s", got)
 	}
-	p.must("down")
-	p.must("up")
-	if got := runs(); got != "runs=4" {
-		t.Errorf("after down and up: %s", got)
+	if out := p.must("stop"); !strings.Contains(out, "keeper: stopped (its writable layer is kept") {
+		t.Errorf("stop said: %s", out)
 	}
-	p.must("down", "--purge")
+	if rows := p.ps(); rows["keeper"].State != "stopped" {
+		t.Errorf("after stop: %+v", rows["keeper"])
+	}
+	if out := p.must("start"); !strings.Contains(out, "keeper: started") {
+		t.Errorf("start said: %s", out)
+	}
+	if got := runs(); got != "runs=4" {
+		t.Errorf("after stop and start: %s", got)
+	}
+	p.must("stop", "keeper")
+	p.must("up")
+	if got := runs(); got != "runs=5" {
+		t.Errorf("after stop and up: %s", got)
+	}
+	if out := p.must("down"); !strings.Contains(out, "keeper: stopped and removed, with its writable layer and console log") {
+		t.Errorf("down said: %s", out)
+	}
 	p.must("up")
 	if got := runs(); got != "runs=1" {
-		t.Errorf("after down --purge and up: %s", got)
+		t.Errorf("after down and up: %s", got)
 	}
 }

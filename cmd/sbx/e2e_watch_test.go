@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 )
 
 const watchProject = `
@@ -202,5 +205,92 @@ sandbox "a" {
 	}
 	if rows := p.ps(); len(rows) != 0 {
 		t.Errorf("--down-on-exit left sandboxes: %+v", rows)
+	}
+}
+
+const watchReadyProject = `
+project { driver = "ns" }
+
+sandbox "api" {
+  image   = "IMAGE"
+  command = ["sh", "-c", "echo api MODE=$MODE; exec sleep 3600"]
+  env     = { MODE = "good" }
+  network { scope = "none" }
+  ready {
+    log     = "MODE=good"
+    timeout = "4s"
+  }
+}
+`
+
+// A replace whose sandbox never becomes ready is a failed generation, not a live one; a
+// save during that apply is announced as queued and applied after it, as the next generation.
+func TestE2EWatchFailedAndQueued(t *testing.T) {
+	p := newProject(t, watchReadyProject)
+	w := p.startWatch()
+	p.eventually("first apply", func() bool { return strings.Contains(w.text(), "generation 1 live: created api") })
+
+	p.saveAtomically(strings.Replace(watchReadyProject, `MODE = "good"`, `MODE = "bad"`, 1))
+	p.eventually("apply of the bad save", func() bool { return strings.Contains(w.text(), "api MODE=bad") })
+	p.saveAtomically(watchReadyProject)
+	p.eventually("queued", func() bool {
+		return strings.Contains(w.text(), "Sandboxfile changed: queued: applying after the current one")
+	})
+	p.eventually("generation 2 failed", func() bool {
+		return strings.Contains(w.text(), "generation 2 failed: api: ")
+	})
+	if strings.Contains(w.text(), "generation 2 live") {
+		t.Errorf("an unready replace was reported live")
+	}
+	p.eventually("generation 3 live", func() bool {
+		return strings.Contains(w.text(), "generation 3 live: replaced api (env.MODE)")
+	})
+	if r := p.ps(); r["api"].State != "ready" && r["api"].State != "running" {
+		t.Errorf("after the queued fix: %+v", r["api"])
+	}
+}
+
+// On a terminal, up --watch keeps a status line at the bottom ("generation 1 live · 1 ready ·
+// watching N files"); touching a watched file restarts its sandbox; deleting the Sandboxfile
+// says the sandboxes keep running.
+func TestE2EWatchTerminal(t *testing.T) {
+	p := newProject(t, watchProject)
+	if err := os.MkdirAll(filepath.Join(p.dir, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, "src", "main.go"), []byte("package main"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := execSbx(p, "up", "--watch", "--debounce", "200ms")
+	f, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watchProc{cmd: cmd}
+	go func() { _, _ = io.Copy(w, f) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+		f.Close()
+		if t.Failed() {
+			t.Logf("watch output:\n%q", w.text())
+		}
+	})
+	p.eventually("status line", func() bool {
+		return strings.Contains(w.text(), "\r\x1b[2K[sbx] generation 1 live · 2 running · watching ")
+	})
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(p.dir, "src", "main.go"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	p.eventually("touch restarts web", func() bool { return strings.Contains(w.text(), "generation 2 live: restarted web") })
+	if err := os.Remove(filepath.Join(p.dir, "Sandboxfile")); err != nil {
+		t.Fatal(err)
+	}
+	p.eventually("deleted Sandboxfile", func() bool {
+		return strings.Contains(w.text(), "Sandboxfile was deleted: the sandboxes keep running")
+	})
+	if r := p.ps(); r["api"].State != "running" || r["web"].State != "running" {
+		t.Errorf("after the Sandboxfile was deleted: %+v", r)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/pmezard/go-difflib/difflib"
 
-	"github.com/sbx-dev/sbx/runtime/state"
+	"github.com/sbx-dev/sbx/runtime/diskfile"
 )
 
 type fmtCmd struct {
@@ -80,7 +80,7 @@ func (c *fmtCmd) one(a *app, path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := state.WriteFileAtomic(path, out, info.Mode().Perm()); err != nil {
+	if err := diskfile.WriteAtomic(path, out, info.Mode().Perm()); err != nil {
 		return false, fmt.Errorf("fmt: %w", err)
 	}
 	if !c.Diff {

@@ -19,26 +19,36 @@ var version = "dev"
 type cli struct {
 	Globals
 
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version of sbx and exit."`
+
 	Init     initCmd     `cmd:"" help:"Write a commented starter Sandboxfile in the current directory."`
 	Validate validateCmd `cmd:"" help:"Check the Sandboxfile and print every problem with its location."`
 	Fmt      fmtCmd      `cmd:"" help:"Rewrite Sandboxfiles in canonical format."`
 	Graph    graphCmd    `cmd:"" help:"Print the dependency graph of the sandboxes as DOT (pipe it to 'dot -Tsvg')."`
 	Plan     planCmd     `cmd:"" help:"Show what 'sbx up' would change, and why, without changing anything."`
 	Up       upCmd       `cmd:"" help:"Create, replace or start the sandboxes so that they match the Sandboxfile."`
-	Down     downCmd     `cmd:"" help:"Stop and remove sandboxes, dependents first."`
+	Down     downCmd     `cmd:"" help:"Stop and remove sandboxes with their writable layers and logs, dependents first."`
+	Stop     stopCmd     `cmd:"" help:"Stop sandboxes, keeping their writable layers ('sbx start' starts them again)."`
+	Start    startCmd    `cmd:"" help:"Start stopped sandboxes as they last ran."`
 	Ps       psCmd       `cmd:"" help:"List the sandboxes of this project and their state."`
 	Logs     logsCmd     `cmd:"" help:"Print the console logs of sandboxes (-f to follow)."`
 	Restart  restartCmd  `cmd:"" help:"Restart sandboxes as they are, keeping their writable layer."`
 	Pull     pullCmd     `cmd:"" help:"Fetch the images of the Sandboxfile ahead of time."`
 	Images   imagesCmd   `cmd:"" help:"List the images in the image store."`
+	Volumes  volumesCmd  `cmd:"" help:"List the project's named volumes (kept by down, deleted by down --volumes)."`
 	Prune    pruneCmd    `cmd:"" help:"Free the image store of what no image or sandbox uses."`
 	Version  versionCmd  `cmd:"" help:"Print the version of sbx."`
 	Import   importCmd   `cmd:"" help:"Turn a Compose file or a microsandbox Sandboxfile into a Sandboxfile."`
 	Export   exportCmd   `cmd:"" help:"Write the sandboxes as manifests for another platform (Kubernetes)."`
 
+	Ls         lsCmd         `cmd:"" help:"List the projects on this machine that have sandboxes, with their states."`
+	Config     configCmd     `cmd:"" help:"Print the fully resolved configuration: variables applied, defaults filled in, sensitive values masked."`
+	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+
 	Supervise superviseCmd `cmd:"" name:"__supervise" hidden:"" help:"Supervise one sandbox (started by sbx up)."`
 	VMM       vmmCmd       `cmd:"" name:"__vmm" hidden:"" help:"The libkrun VMM child."`
 	NS        nsCmd        `cmd:"" name:"__ns" hidden:"" help:"The namespace child."`
+	Man       manCmd       `cmd:"" name:"__man" hidden:"" help:"Write the sbx(1) manual page (make man)."`
 }
 
 const description = `sbx runs sandboxes declared in a Sandboxfile (HCL): lightweight microVMs booted from
@@ -55,25 +65,38 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	var c cli
 	exit := -1
-	parser, err := kong.New(&c,
-		kong.Name("sbx"),
-		kong.Description(description),
-		kong.UsageOnError(),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: false}),
-		kong.Help(help),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
-		kong.Vars{"version": version},
-	)
+	parser, err := newParser(&c, stdout, stderr, func(code int) { exit = code; panic(exitPanic{}) })
 	if err != nil {
 		fmt.Fprintln(stderr, "sbx:", err)
 		return 1
+	}
+	if answered, err := completeCommandLine(parser); answered {
+		if err != nil {
+			fmt.Fprintln(stderr, "sbx:", err)
+			return 1
+		}
+		return 0
 	}
 	code, done := parseAndRun(parser, &c, followFlag(args), stdout, stderr)
 	if done {
 		return code
 	}
 	return exit
+}
+
+// newParser builds the command line's kong model over c; exit is called for help and usage
+// errors.
+func newParser(c *cli, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("sbx"),
+		kong.Description(description),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: false}),
+		kong.Help(help),
+		kong.Writers(stdout, stderr),
+		kong.Exit(exit),
+		kong.Vars{"version": versionLine()},
+	)
 }
 
 type exitPanic struct{}
@@ -127,6 +150,10 @@ func parseAndRun(parser *kong.Kong, c *cli, args []string, stdout, stderr io.Wri
 	}()
 	kctx, err := parser.Parse(args)
 	if err != nil {
+		if word, ok := unknownCommand(parser.Model.Node, args); ok {
+			fmt.Fprintf(stderr, "sbx: unknown command %q%s\nRun 'sbx --help' for the list of commands.\n", word, suggestCommand(word, parser.Model.Node))
+			return 1, true
+		}
 		parser.Errorf("%s", err)
 		var pe *kong.ParseError
 		if errors.As(err, &pe) {

@@ -16,7 +16,8 @@ import (
 )
 
 type psCmd struct {
-	JSON bool `help:"Print one JSON object per sandbox, in an array."`
+	All  bool `short:"a" help:"Show every sandbox, also those that do not run (stopped, exited, failed, crashed)."`
+	JSON bool `help:"Print one JSON object per sandbox, in an array: every sandbox, running or not (filter on state)."`
 }
 
 // psRow is one sandbox in sbx ps; its JSON form is the --json schema.
@@ -34,6 +35,9 @@ type psRow struct {
 	Exit     string    `json:"last_exit,omitempty"`
 	// Reason says why an unready sandbox is not ready: its probe's last failure.
 	Reason string `json:"reason,omitempty"`
+	// Health is the ready probe's verdict on a running payload: "ready", "unready" (see
+	// Reason) or "starting" (not passed yet, since Since); empty without a probe or payload.
+	Health string `json:"health,omitempty"`
 }
 
 func (c *psCmd) Run(a *app) error {
@@ -41,7 +45,8 @@ func (c *psCmd) Run(a *app) error {
 	if err != nil {
 		return err
 	}
-	rows, err := psRows(dir, time.Now())
+	now := time.Now()
+	rows, err := psRows(dir, now)
 	if err != nil {
 		return err
 	}
@@ -54,32 +59,81 @@ func (c *psCmd) Run(a *app) error {
 		fmt.Fprintln(a.stdout, "No sandboxes: 'sbx up' starts them.")
 		return nil
 	}
-	table := [][]string{{"NAME", "STATE", "PID", "UPTIME", "PORTS", "IMAGE", "RESTARTS"}}
-	for _, r := range rows {
-		pid := "-"
-		if r.Pid != 0 {
-			pid = strconv.Itoa(r.Pid)
+	shown, hidden := rows, []psRow(nil)
+	if !c.All {
+		shown = nil
+		for _, r := range rows {
+			if planner.Status(r.State).Live() {
+				shown = append(shown, r)
+			} else {
+				hidden = append(hidden, r)
+			}
 		}
-		img := r.Image
-		if r.Digest != "" {
-			img += "@" + shortDigest(r.Digest)
-		}
-		state := r.State
-		switch {
-		case r.Reason != "":
-			state += ": " + r.Reason
-		case r.Exit != "" && !planner.Status(r.State).Live():
-			state += " (" + r.Exit + ")"
-		}
-		table = append(table, []string{r.Name, state, pid, orDash(r.Uptime), orDash(strings.Join(r.Ports, ",")), img, strconv.Itoa(r.Restarts)})
 	}
-	writeTable(a.stdout, table, func(row, col int, cell string) string {
-		if row > 0 && col == 1 {
-			return a.stateColor(cell)
+	if len(shown) > 0 {
+		table := [][]string{{"NAME", "STATE", "HEALTH", "PID", "UPTIME", "PORTS", "IMAGE", "RESTARTS"}}
+		for _, r := range shown {
+			table = append(table, psTableRow(r, now))
 		}
-		return cell
-	})
+		writeTable(a.stdout, table, func(row, col int, cell string) string {
+			if row > 0 && (col == 1 || col == 2) {
+				return a.stateColor(cell)
+			}
+			return cell
+		})
+	}
+	if len(hidden) > 0 {
+		var names []string
+		for _, r := range hidden {
+			names = append(names, r.Name+" ("+r.State+")")
+		}
+		lead := "Not running: "
+		if len(shown) == 0 {
+			lead = "No sandbox runs: "
+		}
+		fmt.Fprintf(a.stdout, "%s%s; 'sbx ps -a' shows them.\n", lead, strings.Join(names, ", "))
+	}
 	return nil
+}
+
+// psTableRow is the text form of a row: a running payload is "running" with its probe's
+// verdict under HEALTH, and the last exit stands next to the restarts that followed it.
+func psTableRow(r psRow, now time.Time) []string {
+	pid := "-"
+	if r.Pid != 0 {
+		pid = strconv.Itoa(r.Pid)
+	}
+	img := r.Image
+	if r.Digest != "" {
+		img += "@" + shortDigest(r.Digest)
+	}
+	state := r.State
+	switch {
+	case r.Health != "":
+		state = string(planner.StatusRunning)
+	case r.Exit != "" && !planner.Status(r.State).Live():
+		state += " (" + r.Exit + ")"
+	}
+	health := "-"
+	switch r.Health {
+	case string(planner.StatusUnready):
+		health = "unready"
+		if r.Reason != "" {
+			health += ": " + r.Reason
+		}
+	case string(planner.StatusStarting):
+		health = "starting"
+		if !r.Since.IsZero() {
+			health += " " + humanDuration(now.Sub(r.Since))
+		}
+	case string(planner.StatusReady):
+		health = "ready"
+	}
+	restarts := strconv.Itoa(r.Restarts)
+	if r.Restarts > 0 && r.Exit != "" {
+		restarts += " (last: " + r.Exit + ")"
+	}
+	return []string{r.Name, state, health, pid, orDash(r.Uptime), orDash(strings.Join(r.Ports, ",")), img, restarts}
 }
 
 // writeTable prints rows in columns two spaces apart, sized by their plain text, so that
@@ -144,6 +198,16 @@ func psRows(dir string, now time.Time) ([]psRow, error) {
 		if row.State == string(planner.StatusUnready) && sup != nil {
 			row.Reason = sup.Error
 		}
+		if sup != nil && sup.Pid == rec.Pid && sup.Payload != 0 {
+			switch st := planner.Status(row.State); st {
+			case planner.StatusReady, planner.StatusUnready:
+				row.Health = string(st)
+			case planner.StatusStarting:
+				if sup.Status == planner.StatusStarting { // the payload runs; its probe has not passed yet
+					row.Health = string(st)
+				}
+			}
+		}
 		if obs[name].Live() {
 			row.Pid = rec.Pid
 			if sup != nil && sup.Pid == rec.Pid && !sup.Since.IsZero() && sup.Payload != 0 {
@@ -166,7 +230,7 @@ func psState(observed planner.Status, rec *planner.Record, sup *runtime.Record) 
 	return observed
 }
 
-func ports(ps []lang.Port) []string {
+func ports(ps []planner.Port) []string {
 	out := []string{}
 	for _, p := range ps {
 		s := fmt.Sprintf("%s:%d->%d", p.HostIP, p.Host, p.Guest)

@@ -11,12 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"golang.org/x/sys/unix"
+	"time"
 
 	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/planner"
 	"github.com/sbx-dev/sbx/runtime"
+	"github.com/sbx-dev/sbx/runtime/diskfile"
+	"github.com/sbx-dev/sbx/runtime/state"
 	"github.com/sbx-dev/sbx/runtime/watch"
 )
 
@@ -34,7 +35,7 @@ func (c *upCmd) watch(ctx context.Context, a *app) error {
 	defer release()
 
 	// One writer for sbx's lines and every console, so lines never tear.
-	out := &syncWriter{w: a.stdout}
+	out := &syncWriter{w: a.stdout, tty: a.tty}
 	a.stdout = out
 	w := &watcher{a: a, up: c, dir: dir, out: out, follow: map[string]context.CancelFunc{}}
 	defer w.stopFollowing()
@@ -49,6 +50,7 @@ func (c *upCmd) watch(ctx context.Context, a *app) error {
 		Quiet:  c.Debounce,
 		Ignore: w.ignored,
 		Errors: func(err error) { w.say("watch: %v", err) },
+		Queued: func(path string) { w.say("%s changed: queued: applying after the current one", w.rel(path)) },
 	})
 	if err != nil {
 		return err
@@ -58,7 +60,10 @@ func (c *upCmd) watch(ctx context.Context, a *app) error {
 	w.watchInputs(cfg)
 	w.syncFollowers(ctx, cfg)
 
-	err = fw.Run(ctx, func(b watch.Batch) { w.handle(ctx, b) })
+	w.updateStatus()
+	go w.refreshStatus(ctx)
+	err = fw.Run(ctx, func(b watch.Batch) { w.handle(ctx, b); w.updateStatus() })
+	out.setStatus("")
 	if err != nil {
 		return err
 	}
@@ -83,24 +88,24 @@ func watchLock(ctx context.Context, a *app, dir string) (func(), error) {
 	sdir := filepath.Dir(a.project(&lang.Config{Dir: dir}).Store.StatePath())
 	_ = l.Unlock()
 	path := filepath.Join(sdir, "watch.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("watch lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b, _ := os.ReadFile(path)
-		f.Close()
+	held, err := diskfile.TryLock(path)
+	if errors.Is(err, diskfile.ErrWouldBlock) {
+		b, _ := state.ReadFile(path)
 		holder := strings.TrimSpace(string(b))
 		if holder == "" {
 			holder = "another process"
 		}
 		return nil, fmt.Errorf("sbx up --watch is already running for this project (%s): stop it first (Ctrl-C in its terminal), or use that one", holder)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("watch lock: %w", err)
+	}
+	f := held.File()
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
 	return func() {
 		_ = f.Truncate(0)
-		f.Close()
+		_ = held.Unlock()
 	}, nil
 }
 
@@ -112,6 +117,7 @@ type watcher struct {
 	fw  *watch.Watcher
 
 	generation int
+	outcome    string          // "live" or "failed": how the current generation went
 	cfg        *lang.Config    // the last configuration that loaded
 	inputs     map[string]bool // files whose change means re-reading the Sandboxfile
 	autoVars   string          // pattern of the auto variable files: inputs even when new
@@ -154,10 +160,7 @@ func (w *watcher) applyAndReport(ctx context.Context, why string) (*lang.Config,
 			started[s.Sandbox] = true
 		}
 	}
-	w.say("generation %d live: %s", w.generation, strings.Join(parts, ", "))
-	for _, name := range sortedNames(out.res.Errors) {
-		w.say("%s failed: %v", name, out.res.Errors[name])
-	}
+	w.report(strings.Join(parts, ", "), out.res.Errors)
 	return out.cfg, started
 }
 
@@ -240,6 +243,10 @@ func (w *watcher) handle(ctx context.Context, b watch.Batch) {
 		}
 	}
 	fresh := map[string]bool{}
+	if sbxfile, _ := w.a.sandboxfile(); reload && !exists(sbxfile) {
+		w.say("%s was deleted: the sandboxes keep running as they are (restore it to go on; 'sbx down' stops them)", w.rel(sbxfile))
+		reload = false
+	}
 	if reload {
 		w.say("%s changed: applying", w.rel(w.firstInput(b.Paths)))
 		var cfg *lang.Config
@@ -260,12 +267,30 @@ func (w *watcher) handle(ctx context.Context, b watch.Batch) {
 		return
 	}
 	w.say("%s changed: restarting %s", w.rel(cause), strings.Join(names, ", "))
-	if err := w.restart(ctx, names); err != nil {
-		w.say("restart failed: %v", err)
+	w.generation++
+	errs, err := w.restart(ctx, names)
+	if err != nil {
+		w.outcome = "failed"
+		w.say("generation %d failed: restart: %v", w.generation, err)
 		return
 	}
-	w.generation++
-	w.say("generation %d live: restarted %s", w.generation, strings.Join(names, ", "))
+	w.report("restarted "+strings.Join(names, ", "), errs)
+}
+
+// report says the current generation is live when every sandbox it changed started and is
+// ready, and that it failed otherwise, with each sandbox's reason.
+func (w *watcher) report(what string, errs map[string]error) {
+	if len(errs) == 0 {
+		w.outcome = "live"
+		w.say("generation %d live: %s", w.generation, what)
+		return
+	}
+	var why []string
+	for _, name := range sortedNames(errs) {
+		why = append(why, fmt.Sprintf("%s: %v", name, errs[name]))
+	}
+	w.outcome = "failed"
+	w.say("generation %d failed: %s (%s)", w.generation, strings.Join(why, "; "), what)
 }
 
 // sandboxesWatching lists the sandboxes with a watch path above one of paths that its
@@ -298,17 +323,31 @@ func (w *watcher) sandboxesWatching(paths []string) (out []string, cause string)
 	return out, cause
 }
 
-func (w *watcher) restart(ctx context.Context, names []string) error {
+// restart restarts names and waits until they are ready; it returns each sandbox that did
+// not start or did not become ready, with the reason.
+func (w *watcher) restart(ctx context.Context, names []string) (map[string]error, error) {
 	e, release, err := w.a.stateEngine(ctx, w.dir, io.Discard)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer release()
 	res, err := e.Restart(ctx, names)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return res.Err()
+	errs := map[string]error{}
+	var waiting []string
+	for _, n := range names {
+		if err := res.Errors[n]; err != nil {
+			errs[n] = err
+		} else {
+			waiting = append(waiting, n)
+		}
+	}
+	for n, err := range e.AwaitReady(ctx, waiting) {
+		errs[n] = err
+	}
+	return errs, nil
 }
 
 func (w *watcher) rel(p string) string {
@@ -354,7 +393,7 @@ func (w *watcher) syncFollowers(ctx context.Context, cfg *lang.Config) {
 		fctx, cancel := context.WithCancel(ctx)
 		w.follow[s.Name] = cancel
 		prefix := w.a.paint(w.a.color, palette[i%len(palette)], fmt.Sprintf("%-*s |", width, s.Name)) + " "
-		lc := &logsCmd{Follow: true, Tail: 0}
+		lc := &logsCmd{Follow: true, Tail: 0, escape: w.a.tty}
 		go lc.show(fctx, p.ConsoleLog(s.Name), prefix, &lockedWriter{w: w.out})
 	}
 	for name, cancel := range w.follow {
@@ -374,16 +413,89 @@ func (w *watcher) stopFollowing() {
 	}
 }
 
-// syncWriter serialises writes from sbx and the console followers.
+// syncWriter serialises writes from sbx and the console followers. On a terminal it keeps a
+// status line at the bottom: cleared before each write and drawn again after it.
 type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu     sync.Mutex
+	w      io.Writer
+	tty    bool
+	status string
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	if s.status == "" {
+		return s.w.Write(p)
+	}
+	_, _ = io.WriteString(s.w, "\r\x1b[2K")
+	n, err := s.w.Write(p)
+	_, _ = io.WriteString(s.w, s.status)
+	return n, err
+}
+
+// setStatus replaces the status line (only on a terminal); "" removes it.
+func (s *syncWriter) setStatus(text string) {
+	if !s.tty {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if text == s.status {
+		return
+	}
+	_, _ = io.WriteString(s.w, "\r\x1b[2K"+text)
+	s.status = text
+}
+
+// updateStatus draws "generation 7 live · 4 ready · watching 212 files" at the bottom of a
+// terminal.
+func (w *watcher) updateStatus() {
+	if !w.out.tty {
+		return
+	}
+	parts := []string{fmt.Sprintf("generation %d", w.generation)}
+	if w.outcome != "" {
+		parts[0] += " " + w.outcome
+	}
+	p := runtime.NewProject("", w.dir)
+	if st, err := p.Store.Read(); err == nil {
+		counts := map[planner.Status]int{}
+		for _, s := range p.Observe(st) {
+			counts[s]++
+		}
+		for _, s := range []planner.Status{planner.StatusReady, planner.StatusRunning, planner.StatusStarting, planner.StatusUnready, planner.StatusRestarting, planner.StatusCrashed, planner.StatusFailed, planner.StatusExited, planner.StatusStopped} {
+			if counts[s] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+			}
+		}
+	}
+	if w.fw != nil {
+		parts = append(parts, fmt.Sprintf("watching %d files", w.fw.Count()))
+	}
+	w.out.setStatus(w.a.paint(w.a.color, bold, "[sbx]") + " " + strings.Join(parts, " · "))
+}
+
+// refreshStatus keeps the status line current while sandboxes become ready or crash.
+func (w *watcher) refreshStatus(ctx context.Context) {
+	if !w.out.tty {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.updateStatus()
+		}
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func (s *syncWriter) line(text string) {

@@ -36,6 +36,8 @@
 //	                                 per blob and per layer
 //	ROOT/tmp/                        blobs being downloaded
 //
+// ROOT and its directories listed here are 0700 (see Permissions).
+//
 // A blob is streamed into ROOT/tmp while its sha256 is computed and becomes
 // visible under blobs/ only by a rename after the digest matched. A layer is
 // unpacked into ROOT/layers/tmp-<diffid>-* while the blob streams in (one
@@ -76,12 +78,32 @@
 // no entry can be written outside it: names with ".." components or absolute
 // names, writes through a symlink planted by an earlier entry that points
 // outside, and hard links whose target is outside the layer are all refused
-// with an error naming the entry. Device nodes are created only when
-// privileged. xattrs in the overlay namespaces (trusted.overlay.*,
+// with an error naming the entry. Device nodes are never created,
+// privileged or not: a character or block device in a layer (and a hard
+// link to one) is left out and listed in the layer's .json sidecar
+// ("devices"), since it would give the sandbox, or a host user reaching
+// the store, the host device itself; a runtime gives each sandbox its own
+// /dev. xattrs in the overlay namespaces (trusted.overlay.*,
 // user.overlay.*) are never taken from a layer, so a layer cannot forge a
 // whiteout in another form. A layer whose decompressed size exceeds the
 // limit ([WithMaxUnpackSize]; default ten times its compressed size plus
-// 1 GiB) is refused. A refused layer leaves nothing behind.
+// 1 GiB) is refused; the limit bounds both the decompressed stream and the
+// sum of the sizes of the files written, so a sparse entry (old GNU 'S' or
+// PAX GNU.sparse, which archive/tar expands with its holes as zeros) that
+// would expand past it is refused before a byte of it is written. An image
+// of more than [MaxLayers] (128) layers is refused at pull, before any
+// layer is fetched: each layer is an overlayfs lower directory, and
+// overlayfs stacks only so many. A refused layer leaves nothing behind.
+//
+// # Permissions
+//
+// Layers keep their setuid and setgid files (an image's su and ping need
+// them), so the store's own directories are what keeps other users away:
+// ROOT and every directory the store creates under it are 0700 and belong
+// to the user running sbx; Open repairs the modes of an older store and
+// refuses a store directory that belongs to another user (which would hand
+// that user what root unpacks) or, below ROOT, one that is a symlink.
+// ROOT itself may be a symlink. Files the store writes are 0600.
 //
 // openat2 needs Linux 5.6 or later; on an older kernel unpacking fails
 // with an error that says so rather than falling back to a weaker check.
@@ -92,9 +114,7 @@
 // O_NOFOLLOW. That resolver follows no symlink at all, so the same entries
 // are refused, and also an entry written through a symlink whose target
 // stays inside the layer (which openat2 RESOLVE_BENEATH would follow). A
-// privileged unpack there does not create device nodes, whose Linux
-// numbers mean nothing to the host, but records them in the layer's .json
-// sidecar ("devices"), and writes whiteouts and opaque directories in the
+// privileged unpack there writes whiteouts and opaque directories in the
 // unprivileged xattr form, recorded in the sidecar, since the overlayfs
 // kernel form means nothing there either. Modification times are kept to
 // the microsecond.
@@ -109,6 +129,15 @@
 // of a lower layer is refused.
 //
 // # Interrupted pulls
+//
+// Every registry request is abandoned when the registry sends nothing for
+// the idle timeout ([WithIdleTimeout], default 30 s): while the response
+// is awaited and while more of a body is read. A layer download that
+// stalls or breaks off is resumed with an HTTP Range request from the
+// byte where it stopped (a registry that ignores Range sends the whole
+// blob again and the bytes already received are skipped); after three
+// attempts in a row that receive nothing the pull fails with an error
+// wrapping [ErrStalled] that names the blob and the registry.
 //
 // A pull that fails or is cancelled removes its temporary blob and layer
 // directory; the blobs and layers it completed stay, so the next pull of

@@ -148,6 +148,7 @@ type tentry struct {
 	uid, gid   int
 	xattrs     map[string]string
 	major      int64
+	minor      int64
 }
 
 var testTime = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -169,7 +170,7 @@ func tarBytes(t testing.TB, entries []tentry) []byte {
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Uid: e.uid, Gid: e.gid,
-			ModTime: testTime, Format: tar.FormatPAX, Devmajor: e.major}
+			ModTime: testTime, Format: tar.FormatPAX, Devmajor: e.major, Devminor: e.minor}
 		if e.typ == tar.TypeReg {
 			h.Size = int64(len(e.body))
 		}

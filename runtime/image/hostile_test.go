@@ -38,7 +38,6 @@ func testHostileLayers(t *testing.T, portable bool) {
 		{fixture: "symlink-absolute.tar", entry: `"abs/sbx-hostile-symlink-abs"`, escape: "/tmp/sbx-hostile-symlink-abs", is: ErrUnsafeLayer},
 		{fixture: "hardlink-outside.tar", entry: `"passwd"`, is: ErrUnsafeLayer},
 		{fixture: "hardlink-symlink.tar", entry: `"shadow"`, is: ErrUnsafeLayer},
-		{fixture: "device.tar", entry: `"dev/sbx-null"`, opts: []Option{WithUnprivileged()}, is: ErrUnsafeLayer},
 		{fixture: "whiteout-dotdot.tar", entry: `"etc/.wh..."`, is: ErrUnsafeLayer},
 		{fixture: "bomb.tar.gz", entry: `"bomb"`, opts: []Option{tenTimes}, is: ErrLayerTooLarge},
 	} {
@@ -84,31 +83,4 @@ func testHostileLayers(t *testing.T, portable bool) {
 			}
 		})
 	}
-}
-
-// TestDeviceNodePrivileged: a privileged unpack creates device nodes.
-func TestDeviceNodePrivileged(t *testing.T) {
-	if !isRoot {
-		t.Skip("creating device nodes needs root")
-	}
-	reg := registries(t)[0]
-	layer, err := tarball.LayerFromFile(filepath.Join("..", "..", "testdata", "image", "hostile", "device.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := reg.push(t, "device", imageOf(t, v1.Config{}, layer))
-	forEachResolver(t, func(t *testing.T, portable bool) {
-		var opts []Option
-		if portable {
-			opts = append(opts, withPortableResolver())
-		}
-		s := openStore(t, t.TempDir(), opts...)
-		img, err := s.Pull(context.Background(), ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := treeOf(t, img.LayerDirs[0], false)["dev/sbx-null"]; got != "char 1:3" {
-			t.Errorf("dev/sbx-null = %q, want char 1:3", got)
-		}
-	})
 }

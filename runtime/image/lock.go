@@ -18,7 +18,7 @@ type fileLock struct{ f *os.File }
 // lockFile takes a flock on path (exclusive, or shared when shared is set),
 // waiting until it is free or ctx is done.
 func lockFile(ctx context.Context, path string, shared bool) (*fileLock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -24,6 +25,7 @@ type options struct {
 	maxUnpack    func(compressed int64) int64
 	unprivileged bool
 	logger       *slog.Logger
+	idle         time.Duration
 	// portable makes the unpacker use its portable resolver and fsyncs
 	// (see unpacker.portable): always where there is no openat2, and on
 	// Linux only when a test asks for it.
@@ -39,6 +41,7 @@ func defaultOptions() options {
 		jobs:      4,
 		maxUnpack: DefaultMaxUnpackSize,
 		logger:    slog.New(slog.DiscardHandler),
+		idle:      DefaultIdleTimeout,
 		portable:  !haveOpenat2,
 	}
 }
@@ -130,6 +133,22 @@ func WithMaxUnpackSize(limit func(compressed int64) int64) Option {
 func WithUnprivileged() Option {
 	return func(o *options) error {
 		o.unprivileged = true
+		return nil
+	}
+}
+
+// WithIdleTimeout sets how long a registry may send nothing (no response
+// yet, or no more of a body being read) before the request is abandoned
+// (default DefaultIdleTimeout, 30 s). A layer download that stalls is
+// resumed where it broke off (an HTTP Range request), and the pull fails
+// with an error wrapping ErrStalled, naming the blob and the registry,
+// when maxResumes attempts in a row receive nothing.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("idle timeout %s: must be positive", d)
+		}
+		o.idle = d
 		return nil
 	}
 }

@@ -62,7 +62,7 @@ func TestPortableRefusesInnerSymlinks(t *testing.T) {
 	})
 	forEachResolver(t, func(t *testing.T, portable bool) {
 		dir := t.TempDir()
-		_, err := unpackLayer(context.Background(), dir, bytes.NewReader(tb), isRoot, portable, slog.New(slog.DiscardHandler))
+		_, err := unpackLayer(context.Background(), dir, bytes.NewReader(tb), isRoot, portable, 0, slog.New(slog.DiscardHandler))
 		if !portable {
 			if err != nil {
 				t.Fatalf("openat2: %v", err)

@@ -161,7 +161,7 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (Freed, error) {
 
 // keepManifest marks the config and layers of a stored manifest as kept.
 func (s *Store) keepManifest(digest string, keep map[string]bool) {
-	b, err := os.ReadFile(s.blobPath(digest))
+	b, err := readNoFollow(s.blobPath(digest))
 	if err != nil {
 		return
 	}
@@ -173,7 +173,7 @@ func (s *Store) keepManifest(digest string, keep map[string]bool) {
 	for _, l := range m.Layers {
 		keep[l.Digest.String()] = true
 	}
-	cb, err := os.ReadFile(s.blobPath(m.Config.Digest.String()))
+	cb, err := readNoFollow(s.blobPath(m.Config.Digest.String()))
 	if err != nil {
 		return
 	}

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -98,43 +97,5 @@ func TestPruneKeepsDigestsOfSandboxes(t *testing.T) {
 	}
 	if !exists(img.LayerDirs[0]) {
 		t.Errorf("the layer of a manifest named in Keep was removed")
-	}
-}
-
-func TestProgressWriterPlain(t *testing.T) {
-	var buf bytes.Buffer
-	pw := NewProgress(&buf, false)
-	d := "sha256:" + strings.Repeat("ab", 32)
-	for _, p := range []LayerProgress{
-		{Ref: "r", Layers: 2, Digest: d, Total: 2048, State: StateWaiting},
-		{Ref: "r", Layers: 2, Digest: d, Total: 2048, Done: 10, State: StateDownloading},
-		{Ref: "r", Layers: 2, Digest: d, Total: 2048, Done: 20, State: StateDownloading},
-		{Ref: "r", Layers: 2, Digest: d, Total: 2048, Done: 2048, State: StateDone},
-		{Ref: "r", Index: 1, Layers: 2, Digest: d[:10], Total: 10, Done: 10, State: StateCached},
-	} {
-		pw.Update(p)
-	}
-	pw.Wait()
-	want := "r: layer 1/2 abababababab waiting\n" +
-		"r: layer 1/2 abababababab downloading\n" +
-		"r: layer 1/2 abababababab done (2.0 KiB)\n" +
-		"r: layer 2/2 sha256:aba cached (10 B)\n"
-	if buf.String() != want {
-		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
-	}
-}
-
-func TestProgressWriterTTY(t *testing.T) {
-	var buf bytes.Buffer
-	pw := NewProgress(&buf, true)
-	reg := registries(t)[0]
-	ref := reg.push(t, "many", manyLayers(t, 3))
-	s := openStore(t, t.TempDir())
-	if _, err := s.Pull(context.Background(), ref, WithProgress(pw)); err != nil {
-		t.Fatal(err)
-	}
-	pw.Wait()
-	if !strings.Contains(buf.String(), "done") {
-		t.Errorf("no layer rendered done:\n%q", buf.String())
 	}
 }

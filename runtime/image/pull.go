@@ -38,6 +38,23 @@ func WithProgress(p Progress) PullOption {
 	}
 }
 
+// MaxLayers is the most layers an image may have. Each layer is one
+// overlayfs lower directory, and overlayfs stacks at most 500 of them,
+// fewer where the mount options must fit one page; Docker refuses more
+// than 128 layers, and so does sbx, at pull rather than at up.
+const MaxLayers = 128
+
+// ErrTooManyLayers is wrapped by the error that refuses an image with more
+// than MaxLayers layers.
+var ErrTooManyLayers = errors.New("too many layers")
+
+func checkLayerCount(n int) error {
+	if n > MaxLayers {
+		return fmt.Errorf("%w: the image has %d layers and sbx runs at most %d (overlayfs stacks a limited number of lower directories; Docker has the same limit): rebuild the image with fewer layers, e.g. a multi-stage build that copies the result into one stage, or docker build --squash", ErrTooManyLayers, n, MaxLayers)
+	}
+	return nil
+}
+
 // maxConfigSize bounds manifests and configs read into memory.
 const maxConfigSize = 32 << 20
 
@@ -78,6 +95,7 @@ type layerJob struct {
 	diffID string
 	limit  int64
 	open   func(ctx context.Context) (io.ReadCloser, error)
+	local  bool // read from this machine (oci-layout, docker-archive)
 }
 
 func (s *Store) pull(ctx context.Context, src *source, prog Progress) (*Image, error) {
@@ -97,7 +115,7 @@ func (s *Store) pull(ctx context.Context, src *source, prog Progress) (*Image, e
 	}
 	if r := s.completeRecord(idx, src.key, o.manifestDigest); r != nil {
 		for i, l := range r.Layers {
-			prog.Update(LayerProgress{Ref: src.key, Index: i, Layers: len(r.Layers), Digest: layerName(l), Total: l.Size, Done: l.Size, State: StateCached})
+			prog.Update(LayerProgress{Ref: src.key, Index: i, Layers: len(r.Layers), Digest: layerName(l), Total: l.Size, Done: l.Size, State: StateCached, Local: src.kind != kindRegistry})
 		}
 		return s.commit(ctx, src.key, r)
 	}
@@ -107,7 +125,7 @@ func (s *Store) pull(ctx context.Context, src *source, prog Progress) (*Image, e
 		return nil, err
 	}
 	for _, j := range jobs {
-		prog.Update(LayerProgress{Ref: j.ref, Index: j.index, Layers: j.layers, Digest: j.name(), Total: j.size, State: StateWaiting})
+		prog.Update(LayerProgress{Ref: j.ref, Index: j.index, Layers: j.layers, Digest: j.name(), Total: j.size, State: StateWaiting, Local: j.local})
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.o.jobs)
@@ -197,6 +215,9 @@ func (s *Store) prepare(ctx context.Context, src *source, o *opened) (*record, [
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse manifest: %w", err)
 	}
+	if err := checkLayerCount(len(m.Layers)); err != nil {
+		return nil, nil, err
+	}
 	if err := s.putBlob(ctx, o.manifestDigest, o.rawManifest); err != nil {
 		return nil, nil, fmt.Errorf("store manifest: %w", err)
 	}
@@ -220,12 +241,31 @@ func (s *Store) prepare(ctx context.Context, src *source, o *opened) (*record, [
 			return nil, nil, fmt.Errorf("layer %d: media type %q is not a layer", i+1, l.MediaType)
 		}
 		rec.Layers = append(rec.Layers, layerRecord{Digest: l.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String(), Size: l.Size, MediaType: string(l.MediaType)})
-		h := l.Digest
+		h, size := l.Digest, l.Size
+		open := func(ctx context.Context) (io.ReadCloser, error) { return o.blob(ctx, h) }
+		if o.blobAt != nil {
+			open = func(ctx context.Context) (io.ReadCloser, error) {
+				r := &resumingReader{
+					ctx:    ctx,
+					open:   func(ctx context.Context, off int64) (io.ReadCloser, error) { return o.blobAt(ctx, h, off, size) },
+					blob:   h.String(),
+					origin: o.origin,
+					size:   size,
+					idle:   s.o.idle,
+					log:    s.o.logger.Info,
+				}
+				if err := r.start(); err != nil {
+					return nil, err
+				}
+				return r, nil
+			}
+		}
 		jobs = append(jobs, &layerJob{
 			ref: src.key, index: i, layers: len(m.Layers),
 			blob: l.Digest.String(), size: l.Size, diffID: cfg.RootFS.DiffIDs[i].String(),
 			limit: s.o.maxUnpack(l.Size),
-			open:  func(ctx context.Context) (io.ReadCloser, error) { return o.blob(ctx, h) },
+			open:  open,
+			local: src.kind != kindRegistry,
 		})
 	}
 	return rec, jobs, nil
@@ -239,6 +279,9 @@ func (s *Store) prepareArchive(src *source, o *opened) (*record, []*layerJob, er
 	layers, err := o.img.Layers()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read layers: %w", err)
+	}
+	if err := checkLayerCount(len(layers)); err != nil {
+		return nil, nil, err
 	}
 	// The archive's own size bounds what its layers may decompress to.
 	var archiveSize int64
@@ -257,6 +300,7 @@ func (s *Store) prepareArchive(src *source, o *opened) (*record, []*layerJob, er
 			ref: src.key, index: i, layers: len(layers), diffID: d.String(),
 			limit: s.o.maxUnpack(archiveSize),
 			open:  func(context.Context) (io.ReadCloser, error) { return l.Uncompressed() },
+			local: true,
 		})
 	}
 	return rec, jobs, nil
@@ -267,7 +311,7 @@ func (s *Store) prepareArchive(src *source, o *opened) (*record, []*layerJob, er
 // across processes (flock per blob and per layer).
 func (s *Store) ensureLayer(ctx context.Context, j *layerJob, prog Progress) error {
 	report := func(st LayerState, done int64) {
-		prog.Update(LayerProgress{Ref: j.ref, Index: j.index, Layers: j.layers, Digest: j.name(), Total: j.size, Done: done, State: st})
+		prog.Update(LayerProgress{Ref: j.ref, Index: j.index, Layers: j.layers, Digest: j.name(), Total: j.size, Done: done, State: st, Local: j.local})
 	}
 	for {
 		_, shared, err := s.flight.do(ctx, j.blob+"/"+j.diffID, func() (any, error) {
@@ -326,7 +370,7 @@ func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(LayerSt
 	var rc io.ReadCloser
 	if j.blob != "" && haveBlob {
 		state = StateUnpacking
-		rc, err = os.Open(blobPath)
+		rc, err = openNoFollow(blobPath)
 	} else {
 		if j.blob == "" {
 			state = StateUnpacking
@@ -381,7 +425,7 @@ func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(LayerSt
 			}
 		}()
 		if err := os.Chmod(tmpDir, 0o755); err != nil {
-			return err
+			return fmt.Errorf("create temp layer directory: %w", err)
 		}
 		side, err = s.unpackStream(ctx, tmpDir, r, j)
 		if err != nil {
@@ -417,7 +461,7 @@ func (s *Store) fetchLayer(ctx context.Context, j *layerJob, report func(LayerSt
 		if side != nil && !side.empty() {
 			b, err := json.Marshal(side)
 			if err != nil {
-				return err
+				return fmt.Errorf("store layer record: %w", err)
 			}
 			if err := writeFileAtomic(layerPath+".json", b); err != nil {
 				return fmt.Errorf("store layer record: %w", err)
@@ -471,7 +515,7 @@ func (s *Store) unpackStream(ctx context.Context, dir string, r io.Reader, j *la
 	defer close()
 	dh := sha256.New()
 	lr := &limitReader{r: io.TeeReader(dr, dh), left: j.limit, limit: j.limit}
-	side, err := unpackLayer(ctx, dir, lr, !s.o.unprivileged, s.o.portable, s.o.logger)
+	side, err := unpackLayer(ctx, dir, lr, !s.o.unprivileged, s.o.portable, j.limit, s.o.logger)
 	if err != nil {
 		return nil, fmt.Errorf("unpack: %w", err)
 	}
@@ -509,18 +553,28 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// progressReader reports the bytes read every 512 KiB.
+// progressReader reports the bytes read every 512 KiB, or more often (at
+// most every 100 ms) when they come slowly.
 type progressReader struct {
-	r       io.Reader
-	n, last int64
-	report  func(int64)
+	r        io.Reader
+	n, last  int64
+	lastTime time.Time
+	report   func(int64)
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)
-	if p.n-p.last >= 512<<10 || (err == io.EOF && p.n != p.last) {
+	if p.n == p.last {
+		return n, err
+	}
+	if p.n-p.last >= 512<<10 || err == io.EOF {
 		p.last = p.n
+		p.report(p.n)
+		return n, err
+	}
+	if now := time.Now(); now.Sub(p.lastTime) >= 100*time.Millisecond {
+		p.last, p.lastTime = p.n, now
 		p.report(p.n)
 	}
 	return n, err
@@ -572,7 +626,7 @@ func (s *Store) writeBlob(p string, data []byte) error {
 // ensureSmallBlob returns a small blob (a config), fetching it once.
 func (s *Store) ensureSmallBlob(ctx context.Context, digest string, open func(context.Context) (io.ReadCloser, error)) ([]byte, error) {
 	p := s.blobPath(digest)
-	if b, err := os.ReadFile(p); err == nil {
+	if b, err := readNoFollow(p); err == nil {
 		return b, nil
 	}
 	v, _, err := s.flight.do(ctx, "small/"+digest, func() (any, error) {
@@ -581,17 +635,17 @@ func (s *Store) ensureSmallBlob(ctx context.Context, digest string, open func(co
 			return nil, err
 		}
 		defer l.unlock()
-		if b, err := os.ReadFile(p); err == nil {
+		if b, err := readNoFollow(p); err == nil {
 			return b, nil
 		}
 		rc, err := open(ctx)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("open: %w", err)
 		}
 		defer rc.Close()
 		b, err := io.ReadAll(io.LimitReader(rc, maxConfigSize+1))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("download: %w", err)
 		}
 		if len(b) > maxConfigSize {
 			return nil, fmt.Errorf("larger than %d bytes", maxConfigSize)
@@ -599,7 +653,10 @@ func (s *Store) ensureSmallBlob(ctx context.Context, digest string, open func(co
 		if got := fmt.Sprintf("sha256:%x", sha256.Sum256(b)); got != digest {
 			return nil, fmt.Errorf("digest mismatch: got %s", got)
 		}
-		return b, s.writeBlob(p, b)
+		if err := s.writeBlob(p, b); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return b, nil
 	})
 	if err != nil {
 		return nil, err

@@ -139,6 +139,11 @@ type opened struct {
 	rawManifest    []byte // nil for docker-archive
 	// blob opens a blob (config or compressed layer) by digest.
 	blob func(ctx context.Context, h v1.Hash) (io.ReadCloser, error)
+	// blobAt, for a registry, opens a blob of size bytes from byte off
+	// on, so that a download that broke off can be resumed; origin names
+	// the registry.
+	blobAt func(ctx context.Context, h v1.Hash, off, size int64) (io.ReadCloser, error)
+	origin string
 }
 
 func (s *Store) remoteOptions(ctx context.Context) []remote.Option {
@@ -160,15 +165,20 @@ func (s *Store) open(ctx context.Context, src *source) (*opened, error) {
 		}
 		img, err := desc.Image()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read manifest: %w", err)
 		}
-		return openedImage(img, func(_ context.Context, h v1.Hash) (io.ReadCloser, error) {
+		o, err := openedImage(img, func(_ context.Context, h v1.Hash) (io.ReadCloser, error) {
 			l, err := img.LayerByDigest(h)
 			if err != nil {
 				return nil, err
 			}
 			return l.Compressed()
 		})
+		if err != nil {
+			return nil, err
+		}
+		o.blobAt, o.origin = s.registryBlobs(src.ref), src.ref.Context().RegistryStr()
+		return o, nil
 
 	case kindOCILayout:
 		lp, err := layout.FromPath(src.path)
@@ -227,11 +237,11 @@ func registryHint(ref name.Reference, err error) error {
 func openedImage(img v1.Image, blob func(context.Context, v1.Hash) (io.ReadCloser, error)) (*opened, error) {
 	raw, err := img.RawManifest()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read manifest: %w", err)
 	}
 	d, err := img.Digest()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("digest of the manifest: %w", err)
 	}
 	return &opened{img: img, manifestDigest: d.String(), rawManifest: raw, blob: blob}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotFound is returned (wrapped) by Lookup and Digest when an image is
@@ -104,16 +106,70 @@ func Open(root string, opts ...Option) (*Store, error) {
 	if os.Geteuid() != 0 {
 		o.unprivileged = true
 	}
+	o.transport = &idleTransport{base: o.transport, idle: o.idle}
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", root, err)
 	}
-	for _, d := range []string{"blobs/sha256", "layers/sha256", "locks", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
-			return nil, fmt.Errorf("open image store %s: %w", root, err)
-		}
+	if err := prepareRoot(abs); err != nil {
+		return nil, fmt.Errorf("open image store %s: %w", root, err)
 	}
 	return &Store{root: abs, o: o}, nil
+}
+
+// storeDirs are the store's own directories, parents first.
+var storeDirs = []string{"blobs", "blobs/sha256", "layers", "layers/sha256", "locks", "tmp"}
+
+// prepareRoot creates the store's directories, or checks and repairs
+// them: each is a directory (never a symlink below the root, which may be
+// one), belongs to the caller and is 0700. Layers keep their setuid files
+// and their modes, so the store's directories are what keeps other users
+// away from them: no other user can reach a path beneath the root.
+func prepareRoot(abs string) error {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return fmt.Errorf("create parent directory: %w", err)
+	}
+	if err := os.Mkdir(abs, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create directory: %w", err)
+	}
+	if err := privateDir(abs, true); err != nil {
+		return err
+	}
+	for _, d := range storeDirs {
+		p := filepath.Join(abs, d)
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create directory: %w", err)
+		}
+		if err := privateDir(p, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// privateDir checks that p is a directory of the caller's, following a
+// symlink only when follow is set, and makes it 0700.
+func privateDir(p string, follow bool) error {
+	var st unix.Stat_t
+	stat := unix.Lstat
+	if follow {
+		stat = unix.Stat
+	}
+	if err := stat(p, &st); err != nil {
+		return fmt.Errorf("check %s: %w", p, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("%s is not a directory (sbx follows no symlink inside its image store): remove it and run sbx again", p)
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return fmt.Errorf("%s belongs to uid %d, not to uid %d running sbx, and what sbx unpacks there would be that user's to reach: set SBX_HOME to a directory of uid %d's own", p, st.Uid, uid, uid)
+	}
+	if st.Mode&0o7777 != 0o700 {
+		if err := os.Chmod(p, 0o700); err != nil {
+			return fmt.Errorf("make %s private: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Root returns the store's root directory.
@@ -147,7 +203,7 @@ func exists(path string) bool {
 // need no lock: the file is only ever replaced by rename.
 func (s *Store) readIndex() (*indexFile, error) {
 	idx := &indexFile{Version: indexVersion, Images: map[string]*record{}}
-	b, err := os.ReadFile(filepath.Join(s.root, "images.json"))
+	b, err := readNoFollow(filepath.Join(s.root, "images.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return idx, nil
 	}
@@ -210,7 +266,7 @@ func writeFileAtomic(path string, data []byte) error {
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := f.Chmod(0o644); err != nil {
+	if err := f.Chmod(0o600); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
@@ -224,6 +280,22 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	ok = true
 	return syncDir(dir)
+}
+
+// openNoFollow opens a file of the store for reading, refusing a symlink
+// (sbx follows none inside its store).
+func openNoFollow(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+}
+
+// readNoFollow reads a file of the store, refusing a symlink.
+func readNoFollow(p string) ([]byte, error) {
+	f, err := openNoFollow(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 func syncDir(dir string) error {

@@ -40,7 +40,8 @@ type sidecar struct {
 	Whiteouts []string `json:"whiteouts,omitempty"`
 	// Opaque lists the directories that hide the lower layers' content.
 	Opaque []string `json:"opaque,omitempty"`
-	// Devices lists device nodes that were skipped.
+	// Devices lists the device nodes of the layer, which are never
+	// created (and hard links to them).
 	Devices []string `json:"devices,omitempty"`
 }
 
@@ -81,6 +82,13 @@ type unpacker struct {
 	cacheFd  int
 
 	euid, egid int
+
+	// expanded is the sum of the sizes of the regular files written so
+	// far, holes of sparse entries included; maxExpanded bounds it.
+	expanded, maxExpanded int64
+
+	// skipped holds the device nodes not created, for hard links to them.
+	skipped map[string]bool
 }
 
 func (u *unpacker) dropCache() {
@@ -95,7 +103,13 @@ func (u *unpacker) dropCache() {
 // portable selects the portable resolver (forced where openat2 does not
 // exist); when it is set, the layer's files and directories are fsynced
 // before unpackLayer returns, and the caller need not syncFS.
-func unpackLayer(ctx context.Context, dir string, r io.Reader, privileged, portable bool, log *slog.Logger) (*sidecar, error) {
+//
+// maxExpanded (when positive) bounds the sum of the regular files' sizes as
+// they land on disk. A sparse entry (GNU or PAX sparse) is far larger there
+// than in the stream, whose own limit therefore does not bound it; an
+// entry that would pass maxExpanded is refused before a byte of it is
+// written.
+func unpackLayer(ctx context.Context, dir string, r io.Reader, privileged, portable bool, maxExpanded int64, log *slog.Logger) (*sidecar, error) {
 	portable = portable || !haveOpenat2
 	rootFlags := dirPathFlag
 	if portable {
@@ -108,7 +122,7 @@ func unpackLayer(ctx context.Context, dir string, r io.Reader, privileged, porta
 	}
 	defer unix.Close(fd)
 	u := &unpacker{rootFd: fd, rootPath: dir, privileged: privileged, portable: portable, log: log,
-		buf: make([]byte, 256<<10), cacheFd: -1, euid: os.Geteuid(), egid: os.Getegid()}
+		buf: make([]byte, 256<<10), cacheFd: -1, euid: os.Geteuid(), egid: os.Getegid(), maxExpanded: maxExpanded}
 	defer u.dropCache()
 	tr := tar.NewReader(r)
 	last := "(start of layer)"
@@ -329,7 +343,7 @@ func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header) error {
 		return u.whiteout(dir, strings.TrimPrefix(base, whiteoutPrefix))
 	}
 
-	if hdr.Typeflag == tar.TypeReg {
+	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
 		return u.regular(tr, hdr, name, dir, base)
 	}
 	u.dropCache()
@@ -359,6 +373,16 @@ func (u *unpacker) owner(hdr *tar.Header, name string) uint32 {
 
 // regular creates a regular file.
 func (u *unpacker) regular(tr *tar.Reader, hdr *tar.Header, name, dir, base string) error {
+	// hdr.Size is the size on disk, which for a sparse entry can be far
+	// more than what the stream holds: count it before writing.
+	if hdr.Size < 0 || (u.maxExpanded > 0 && hdr.Size > u.maxExpanded-u.expanded) {
+		what := "the layer's files"
+		if isSparse(hdr) {
+			what = "the layer's files (this sparse entry's holes included)"
+		}
+		return fmt.Errorf("%w: %s would take %d bytes on disk, over the limit of %d bytes", ErrLayerTooLarge, what, u.expanded+hdr.Size, u.maxExpanded)
+	}
+	u.expanded += hdr.Size
 	if u.cacheFd < 0 || u.cacheDir != dir {
 		u.dropCache()
 		pfd, err := u.openDir(dir, true)
@@ -410,6 +434,20 @@ func (u *unpacker) regular(tr *tar.Reader, hdr *tar.Header, name, dir, base stri
 	return nil
 }
 
+// isSparse tells whether archive/tar expands hdr's data from a sparse map
+// (old GNU 'S' entries, and GNU sparse entries in PAX records).
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
 // other creates every entry but a regular file, in the directory pfd.
 func (u *unpacker) other(hdr *tar.Header, name, base string, pfd int) error {
 	mode := u.owner(hdr, name)
@@ -452,6 +490,15 @@ func (u *unpacker) other(hdr *tar.Header, name, base string, pfd int) error {
 		if target == "" {
 			return fmt.Errorf("%w: hard link to the layer root", ErrUnsafeLayer)
 		}
+		if u.skipped[target] {
+			// A link to a device node that was not created.
+			if _, err := clear(pfd, base, false); err != nil {
+				return fmt.Errorf("replace: %w", err)
+			}
+			u.side.Devices = append(u.side.Devices, name)
+			u.skipped[name] = true
+			return nil
+		}
 		tdir, tbase := path.Split(target)
 		tfd, err := u.openDir(strings.TrimSuffix(tdir, "/"), false)
 		if err != nil {
@@ -478,23 +525,22 @@ func (u *unpacker) other(hdr *tar.Header, name, base string, pfd int) error {
 		return nil
 
 	case tar.TypeChar, tar.TypeBlock:
-		if !u.privileged {
-			return fmt.Errorf("%w: device node, which only a privileged unpack may create", ErrUnsafeLayer)
+		// Never created, privileged or not: a device node in a layer
+		// would give whoever reaches it (the sandbox's payload, or a
+		// host user through the store) the device itself, a host disk
+		// or /dev/mem. A runtime gives each sandbox its own /dev. The
+		// node is recorded in the sidecar ("devices"), and anything
+		// there before it is removed as the entry replaces it.
+		if _, err := clear(pfd, base, false); err != nil {
+			return fmt.Errorf("replace: %w", err)
 		}
-		if !linuxDevices {
-			// A Linux device number names another device, or none, on
-			// this host: record the node instead of creating it.
-			if _, err := clear(pfd, base, false); err != nil {
-				return fmt.Errorf("replace: %w", err)
-			}
-			u.side.Devices = append(u.side.Devices, name)
-			return nil
+		u.side.Devices = append(u.side.Devices, name)
+		if u.skipped == nil {
+			u.skipped = map[string]bool{}
 		}
-		kind := uint32(unix.S_IFCHR)
-		if hdr.Typeflag == tar.TypeBlock {
-			kind = unix.S_IFBLK
-		}
-		return u.mknod(pfd, name, base, kind|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))), hdr)
+		u.skipped[name] = true
+		u.log.Debug("device node in a layer not created", "entry", name, "major", hdr.Devmajor, "minor", hdr.Devminor)
+		return nil
 
 	case tar.TypeFifo:
 		return u.mknod(pfd, name, base, unix.S_IFIFO|mode, 0, hdr)

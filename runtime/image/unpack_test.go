@@ -36,7 +36,7 @@ func testUnpackReplaces(t *testing.T, portable bool) {
 		symlinkE("l", "f"),
 		fileE("deep/er/file", "parents made on the way\n", 0o644),
 	})
-	if _, err := unpackLayer(context.Background(), dir, bytes.NewReader(tb), isRoot, portable, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := unpackLayer(context.Background(), dir, bytes.NewReader(tb), isRoot, portable, 0, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{
@@ -55,13 +55,13 @@ func testUnpackReplaces(t *testing.T, portable bool) {
 func TestUnpackLimit(t *testing.T) {
 	tb := tarBytes(t, []tentry{fileE("big", string(make([]byte, 100_000)), 0o644)})
 	lr := &limitReader{r: bytes.NewReader(tb), left: 50_000, limit: 50_000}
-	_, err := unpackLayer(context.Background(), t.TempDir(), lr, false, false, slog.New(slog.DiscardHandler))
+	_, err := unpackLayer(context.Background(), t.TempDir(), lr, false, false, 0, slog.New(slog.DiscardHandler))
 	if !errors.Is(err, ErrLayerTooLarge) {
 		t.Fatalf("err = %v, want ErrLayerTooLarge", err)
 	}
 	// Exactly at the limit is fine.
 	lr = &limitReader{r: bytes.NewReader(tb), left: int64(len(tb)), limit: int64(len(tb))}
-	if _, err := unpackLayer(context.Background(), t.TempDir(), lr, false, false, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := unpackLayer(context.Background(), t.TempDir(), lr, false, false, 0, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("at the limit: %v", err)
 	}
 }

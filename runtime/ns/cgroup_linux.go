@@ -25,8 +25,19 @@ const cfsPeriod = 100000
 
 // cgroupSet is the sandbox's cgroup in each hierarchy sbx uses.
 type cgroupSet struct {
-	v2   bool
-	dirs []string // one per hierarchy (v1: cpu, memory); one for v2
+	v2   bool     // the controllers are on cgroup v2
+	dirs []string // every hierarchy's sandbox cgroup: v1 ones, then v2
+	// The directories whose files set the limits: on v2 all are the one
+	// cgroup; on v1 each controller's hierarchy. Empty when the host lacks
+	// the controller.
+	cpu, memory, pids, devices string
+	// unified is the v2 cgroup that gets the device program: the only
+	// cgroup on a v2 host; on a hybrid one the unified hierarchy's, only
+	// when there is no v1 devices controller.
+	unified string
+	// missing are the controllers the host lacks, which the sandbox runs
+	// without.
+	missing []string
 }
 
 // cgroupMount is a mounted cgroup hierarchy.
@@ -34,10 +45,14 @@ type cgroupMount struct {
 	point   string   // where it is mounted
 	root    string   // which cgroup the mount shows as its root
 	options []string // super options: the v1 controllers
+	v2      bool     // a cgroup2 mount
 }
 
 // cgroupsFor works out the sandbox's cgroup directories without creating
-// anything. It fails with a reason when no usable hierarchy exists.
+// anything. It fails with a reason when no usable hierarchy exists. On
+// cgroup v1 the sandbox gets a cgroup in every mounted hierarchy, so that
+// its cgroup namespace shows it only its own cgroups, and in the unified
+// hierarchy of a hybrid host too.
 func cgroupsFor(cfg *Config) (cgroupSet, error) {
 	own, err := ownCgroups()
 	if err != nil {
@@ -61,25 +76,78 @@ func cgroupsFor(cfg *Config) (cgroupSet, error) {
 			return cgroupSet{}, fmt.Errorf("cgroup v2 at %s offers controllers %q, not cpu and memory", cgroupRoot, have)
 		}
 		dir := cgroupDir(cgroupMount{point: cgroupRoot, root: "/"}, own[""], cfg)
-		return cgroupSet{v2: true, dirs: []string{dir}}, nil
+		set := cgroupSet{v2: true, dirs: []string{dir}, cpu: dir, memory: dir, devices: dir, unified: dir}
+		if contains(have, "pids") {
+			set.pids = dir
+		} else {
+			set.missing = append(set.missing, "pids")
+		}
+		return set, nil
 	}
 	var set cgroupSet
-	for _, ctl := range []string{"cpu", "memory"} {
-		var m *cgroupMount
-		for i := range mounts {
-			if contains(mounts[i].options, ctl) {
-				m = &mounts[i]
+	seen := map[string]bool{}
+	var unified cgroupMount
+	for _, m := range mounts {
+		if m.v2 {
+			unified = m // a hybrid host's unified hierarchy, without controllers
+			continue
+		}
+		// The hierarchy's controllers as /proc/self/cgroup lists them.
+		var key string
+		for _, o := range m.options {
+			if _, ok := own[o]; ok && v1Controllers[o] {
+				key = o
 				break
 			}
 		}
-		p, ok := own[ctl]
-		if m == nil || !ok {
-			return cgroupSet{}, fmt.Errorf("no cgroup v1 %s hierarchy mounted (and %s is not cgroup v2)", ctl, cgroupRoot)
+		if key == "" || seen[key] {
+			continue // not one sbx uses, or a hierarchy mounted twice
 		}
-		set.dirs = append(set.dirs, cgroupDir(*m, p, cfg))
+		seen[key] = true
+		dir := cgroupDir(m, own[key], cfg)
+		set.dirs = append(set.dirs, dir)
+		for _, o := range m.options {
+			switch o {
+			case "cpu":
+				set.cpu = dir
+			case "memory":
+				set.memory = dir
+			case "pids":
+				set.pids = dir
+			case "devices":
+				set.devices = dir
+			}
+		}
+	}
+	if set.devices == "" && unified.point != "" {
+		// No v1 device controller: the unified hierarchy's device
+		// program instead.
+		if p, ok := own[""]; ok {
+			set.unified = cgroupDir(unified, p, cfg)
+			set.dirs = append(set.dirs, set.unified)
+		}
+	}
+	for _, c := range [][2]string{{"cpu", set.cpu}, {"memory", set.memory}} {
+		if c[1] == "" {
+			return cgroupSet{}, fmt.Errorf("no cgroup v1 %s hierarchy mounted (and %s is not cgroup v2)", c[0], cgroupRoot)
+		}
+	}
+	for _, c := range [][2]string{{"pids", set.pids}, {"devices", set.devices}} {
+		if c[1] == "" {
+			set.missing = append(set.missing, c[0])
+		}
+	}
+	if set.devices == "" && set.unified != "" {
+		set.missing = set.missing[:len(set.missing)-1] // the device program stands in
 	}
 	return set, nil
 }
+
+// v1Controllers are the cgroup v1 controllers a sandbox gets a cgroup of its
+// own in: those that limit it or can stop it (cpuacct too where, as usual,
+// it shares the cpu hierarchy). Its cgroup namespace shows it nothing above
+// them. Each one costs a cgroup move at every start.
+var v1Controllers = map[string]bool{"cpu": true, "memory": true, "pids": true, "devices": true, "freezer": true}
 
 // cgroupDir is the sandbox's cgroup directory in hierarchy m, in which the
 // calling process is in cgroup own.
@@ -122,7 +190,7 @@ func ownCgroups() (map[string]string, error) {
 	return out, sc.Err()
 }
 
-// cgroupMounts lists the v1 hierarchies from /proc/self/mountinfo.
+// cgroupMounts lists the cgroup hierarchies from /proc/self/mountinfo.
 func cgroupMounts() ([]cgroupMount, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
@@ -138,10 +206,11 @@ func cgroupMounts() ([]cgroupMount, error) {
 			continue
 		}
 		pf, qf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) < 5 || len(qf) < 3 || qf[0] != "cgroup" {
+		if len(pf) < 5 || len(qf) < 3 || qf[0] != "cgroup" && qf[0] != "cgroup2" {
 			continue
 		}
-		out = append(out, cgroupMount{point: unescapeMountinfo(pf[4]), root: unescapeMountinfo(pf[3]), options: strings.Split(qf[2], ",")})
+		out = append(out, cgroupMount{point: unescapeMountinfo(pf[4]), root: unescapeMountinfo(pf[3]),
+			options: strings.Split(qf[2], ","), v2: qf[0] == "cgroup2"})
 	}
 	return out, sc.Err()
 }
@@ -166,13 +235,37 @@ func unescapeMountinfo(s string) string {
 	return b.String()
 }
 
-// create makes the cgroups and writes the limits.
-func (s cgroupSet) create(cfg *Config) error {
+// create makes the cgroups and writes the limits: cpu, memory, pids and
+// the device allow-list. A device program the kernel refuses (an ancestor
+// cgroup's program that does not allow others, a kernel without
+// CONFIG_CGROUP_BPF) is a warning, not an error: the other limits hold,
+// and nodev mounts and missing capabilities still keep device nodes out
+// of reach.
+func (s cgroupSet) create(cfg *Config) (warnings []string, err error) {
+	err = s.createLimits(cfg, func(w string) { warnings = append(warnings, w) })
+	return warnings, err
+}
+
+func (s cgroupSet) createLimits(cfg *Config, warn func(string)) error {
+	if !s.v2 && s.devices != "" && cfg.CgroupParent != "" {
+		// Before the sandbox's cgroup exists: the kernel restricts only a
+		// cgroup without children, and the new one inherits the list.
+		if err := os.MkdirAll(filepath.Dir(s.devices), 0o755); err != nil {
+			return fmt.Errorf("create cgroup: %w", err)
+		}
+		restrictV1DevicesParent(filepath.Dir(s.devices))
+	}
 	for _, dir := range s.dirs {
 		if s.v2 {
-			if err := enableV2Controllers(dir); err != nil {
+			if err := enableV2Controllers(dir, s.pids != ""); err != nil {
 				return err
 			}
+		}
+		if dir == s.unified {
+			// A cgroup left by an earlier run would carry its device
+			// program too; start from a fresh one (an empty cgroup can
+			// be removed, a busy one stays and is reused).
+			_ = syscall.Rmdir(dir)
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create cgroup: %w", err)
@@ -183,6 +276,11 @@ func (s cgroupSet) create(cfg *Config) error {
 			return fmt.Errorf("cgroup limit %s=%s: %w", file, value, err)
 		}
 		return nil
+	}
+	if s.pids != "" {
+		if err := write(s.pids, "pids.max", strconv.Itoa(cfg.pids())); err != nil {
+			return err
+		}
 	}
 	if s.v2 {
 		dir := s.dirs[0]
@@ -203,36 +301,52 @@ func (s cgroupSet) create(cfg *Config) error {
 				}
 			}
 		}
+		if err := attachDeviceProgram(dir); err != nil {
+			warn(fmt.Sprintf("sandbox %s runs without a device cgroup: %v", cfg.Name, err))
+		}
 		return nil
 	}
-	cpu, mem := s.dirs[0], s.dirs[1]
 	if cfg.CPUs > 0 {
-		if err := write(cpu, "cpu.cfs_period_us", strconv.Itoa(cfsPeriod)); err != nil {
+		if err := write(s.cpu, "cpu.cfs_period_us", strconv.Itoa(cfsPeriod)); err != nil {
 			return err
 		}
-		if err := write(cpu, "cpu.cfs_quota_us", strconv.Itoa(cfg.CPUs*cfsPeriod)); err != nil {
+		if err := write(s.cpu, "cpu.cfs_quota_us", strconv.Itoa(cfg.CPUs*cfsPeriod)); err != nil {
 			return err
 		}
 	}
 	if cfg.MemoryMiB > 0 {
 		limit := strconv.FormatInt(int64(cfg.MemoryMiB)<<20, 10)
-		if err := write(mem, "memory.limit_in_bytes", limit); err != nil {
+		if err := write(s.memory, "memory.limit_in_bytes", limit); err != nil {
 			return err
 		}
 		// Memory plus swap, so host swap does not stretch the limit;
 		// missing without swap accounting.
-		if _, err := os.Stat(filepath.Join(mem, "memory.memsw.limit_in_bytes")); err == nil {
-			if err := write(mem, "memory.memsw.limit_in_bytes", limit); err != nil {
+		if _, err := os.Stat(filepath.Join(s.memory, "memory.memsw.limit_in_bytes")); err == nil {
+			if err := write(s.memory, "memory.memsw.limit_in_bytes", limit); err != nil {
 				return err
 			}
+		}
+	}
+	if s.devices != "" {
+		if err := restrictV1Devices(s.devices); err != nil {
+			return err
+		}
+	}
+	if s.unified != "" {
+		if err := attachDeviceProgram(s.unified); err != nil {
+			warn(fmt.Sprintf("sandbox %s runs without a device cgroup: %v", cfg.Name, err))
 		}
 	}
 	return nil
 }
 
-// enableV2Controllers turns on cpu and memory for the children of every
-// ancestor of dir below the hierarchy root.
-func enableV2Controllers(dir string) error {
+// enableV2Controllers turns on cpu, memory and (with pids) pids for the
+// children of every ancestor of dir below the hierarchy root.
+func enableV2Controllers(dir string, pids bool) error {
+	ctl := "+cpu +memory"
+	if pids {
+		ctl += " +pids"
+	}
 	rel, err := filepath.Rel(cgroupRoot, filepath.Dir(dir))
 	if err != nil {
 		return err
@@ -246,11 +360,11 @@ func enableV2Controllers(dir string) error {
 		if err := os.MkdirAll(cur, 0o755); err != nil {
 			return fmt.Errorf("create cgroup: %w", err)
 		}
-		if err := os.WriteFile(filepath.Join(cur, "cgroup.subtree_control"), []byte("+cpu +memory"), 0); err != nil {
+		if err := os.WriteFile(filepath.Join(cur, "cgroup.subtree_control"), []byte(ctl), 0); err != nil {
 			if errors.Is(err, syscall.EBUSY) {
-				return fmt.Errorf("enable cpu and memory controllers in %s: the cgroup holds processes itself (cgroup v2 allows controllers only for leaves): use an absolute cgroup parent or run sbx in a delegated cgroup", cur)
+				return fmt.Errorf("enable the %s controllers in %s: the cgroup holds processes itself (cgroup v2 allows controllers only for leaves): use an absolute cgroup parent or run sbx in a delegated cgroup", ctl, cur)
 			}
-			return fmt.Errorf("enable cpu and memory controllers in %s: %w", cur, err)
+			return fmt.Errorf("enable the %s controllers in %s: %w", ctl, cur, err)
 		}
 	}
 	return nil

@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sbx-dev/sbx/runtime/seccomp"
 )
 
 // event is one line on the report pipe, child to parent.
@@ -60,6 +62,12 @@ func RunChild(stdin io.Reader, report *os.File) error {
 	if err := json.NewDecoder(stdin).Decode(&cfg); err != nil {
 		return fail(stepErr("read config", err))
 	}
+	// The config arrives only once the parent has put this process in its
+	// cgroups: a cgroup namespace made now has them as its root, so the
+	// payload sees (and could mount) nothing above them.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fail(stepErr("create cgroup namespace", err))
+	}
 	syscall.Umask(0o022)
 	c := &child{cfg: &cfg}
 	if se := c.setup(); se != nil {
@@ -88,6 +96,7 @@ func (c *child) setup() *StepError {
 	} else if err := loopbackUp(); err != nil {
 		return stepErr("bring up loopback", err)
 	}
+	allowPingSockets()
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return stepErr("make mounts private", err)
 	}
@@ -113,15 +122,15 @@ func (c *child) setup() *StepError {
 	if err := mountIn(rootFD, "proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return stepErr("mount /proc", err)
 	}
-	if err := maskProc(rootFD, c.root); err != nil {
-		return stepErr("mask /proc", err)
+	// /sys is a convenience (some tools read it), read-only; a host that
+	// refuses it does not stop the sandbox.
+	_ = mountIn(rootFD, "sysfs", "/sys", "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	if err := maskPaths(rootFD, c.root); err != nil {
+		return stepErr("mask /proc and /sys", err)
 	}
 	if err := setupDev(rootFD); err != nil {
 		return stepErr("set up /dev", err)
 	}
-	// /sys is a convenience (some tools read it); a host that refuses it
-	// does not stop the sandbox.
-	_ = mountIn(rootFD, "sysfs", "/sys", "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	for _, f := range []struct{ name, content string }{{"hosts", cfg.Hosts}, {"resolv.conf", cfg.ResolvConf}} {
 		if f.content == "" {
 			continue
@@ -170,7 +179,7 @@ func (c *child) mountRoot() *StepError {
 		if err := unix.Mount(lowers[0], c.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return stepErr("mount root", err)
 		}
-		if err := unix.Mount("", c.root, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		if err := unix.Mount("", c.root, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
 			return stepErr("mount root read-only", err)
 		}
 		return nil
@@ -202,7 +211,11 @@ func (c *child) mountRoot() *StepError {
 			return stepErr("mount overlay", err)
 		}
 	}
-	if err := unix.Mount("overlay", c.root, "overlay", 0, data); err != nil {
+	// nodev: a device node in any layer, shipped in the image or made in
+	// the writable layer, cannot be opened through the root, the only way
+	// the payload reaches the layers. nosuid: setuid bits and file
+	// capabilities grant nothing (as no_new_privs already ensures).
+	if err := unix.Mount("overlay", c.root, "overlay", unix.MS_NODEV|unix.MS_NOSUID, data); err != nil {
 		hint := ""
 		if errors.Is(err, unix.EINVAL) && cfg.UpperDir != "" {
 			hint = "; the writable layer needs a file system overlayfs accepts as upper (ext4, xfs, btrfs, tmpfs; not overlayfs, NFS or FUSE), on the same file system as the work directory; the kernel log (dmesg) names the cause"
@@ -317,7 +330,7 @@ func mountOverlayFsconfig(target string, lowers []string, upper, work string) er
 	if err := unix.FsconfigCreate(fd); err != nil {
 		return fmt.Errorf("fsconfig create: %w", err)
 	}
-	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
 	if err != nil {
 		return fmt.Errorf("fsmount: %w", err)
 	}
@@ -501,36 +514,51 @@ func bindIn(rootFD int, src, target string, ro bool) error {
 	return nil
 }
 
-// maskProc hides the parts of the fresh /proc that reach beyond the
-// sandbox, as Docker does: kernel-wide knobs become read-only, kernel
-// memory and timers unreadable.
-func maskProc(rootFD int, root string) error {
-	for _, p := range []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"} {
+// readOnlyPaths and maskedPaths are runc's and podman's defaults: kernel-wide
+// knobs become read-only; kernel memory, timers, interrupts, keys,
+// hardware and firmware details become empty (a file reads as /dev/null, a
+// directory as an empty read-only tmpfs). Missing paths are skipped.
+var (
+	readOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+	maskedPaths   = []string{"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list", "/proc/timer_stats",
+		"/sys/dev/block", "/sys/devices/virtual/powercap", "/sys/firmware", "/sys/fs/selinux"}
+)
+
+// maskPaths applies readOnlyPaths and maskedPaths to the fresh /proc and
+// /sys.
+func maskPaths(rootFD int, root string) error {
+	// One empty read-only tmpfs, bound on every masked directory (a bind
+	// mount keeps its source's flags): cheaper than a tmpfs for each.
+	empty := ""
+	for _, p := range readOnlyPaths {
 		if err := bindIn(rootFD, path.Join(root, p), p, true); err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 	}
-	for _, p := range []string{"/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug"} {
+	for _, p := range maskedPaths {
 		fd, err := openIn(rootFD, p)
 		if errors.Is(err, unix.ENOENT) {
 			continue
 		} else if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		err = unix.Mount("/dev/null", fdPath(fd), "", unix.MS_BIND, "")
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+		var st unix.Stat_t
+		if err = unix.Fstat(fd, &st); err == nil {
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				if empty == "" {
+					empty = path.Join(stagingDir, "empty")
+					if err = os.Mkdir(empty, 0o555); err == nil {
+						err = unix.Mount("tmpfs", empty, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=555")
+					}
+				}
+				if err == nil {
+					err = unix.Mount(empty, fdPath(fd), "", unix.MS_BIND, "")
+				}
+			} else {
+				err = unix.Mount("/dev/null", fdPath(fd), "", unix.MS_BIND, "")
+			}
 		}
-	}
-	for _, p := range []string{"/proc/acpi", "/proc/scsi"} {
-		fd, err := openIn(rootFD, p)
-		if errors.Is(err, unix.ENOENT) {
-			continue
-		} else if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		err = unix.Mount("tmpfs", fdPath(fd), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
@@ -539,14 +567,23 @@ func maskProc(rootFD int, root string) error {
 	return nil
 }
 
-// keptCapabilities are what a root payload keeps: Docker's default set
-// without CAP_MKNOD (there is no device cgroup to make a device node
-// harmless). Above all it lacks CAP_SYS_ADMIN, so the payload cannot undo
-// the mounts that confine it.
+// keptCapabilities are what a root payload keeps: podman's default set
+// (Docker's without CAP_MKNOD, CAP_NET_RAW and CAP_AUDIT_WRITE). Above all
+// it lacks CAP_SYS_ADMIN, so the payload cannot undo the mounts that confine
+// it; the seccomp filter is the one for exactly this set. Without
+// CAP_NET_RAW, ping works through ICMP datagram sockets (see
+// allowPingSockets).
 func keptCapabilities() []int {
 	return []int{unix.CAP_CHOWN, unix.CAP_DAC_OVERRIDE, unix.CAP_FOWNER, unix.CAP_FSETID, unix.CAP_KILL,
-		unix.CAP_SETGID, unix.CAP_SETUID, unix.CAP_SETPCAP, unix.CAP_NET_BIND_SERVICE, unix.CAP_NET_RAW,
-		unix.CAP_SYS_CHROOT, unix.CAP_AUDIT_WRITE, unix.CAP_SETFCAP}
+		unix.CAP_SETGID, unix.CAP_SETUID, unix.CAP_SETPCAP, unix.CAP_NET_BIND_SERVICE, unix.CAP_SYS_CHROOT,
+		unix.CAP_SETFCAP}
+}
+
+// allowPingSockets lets every group of the sandbox's network namespace
+// open ICMP datagram sockets, as podman does, so ping needs no raw socket.
+// It is best effort: a kernel without them just has no ping.
+func allowPingSockets() {
+	_ = os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte("0 2147483647"), 0)
 }
 
 // dropBoundingCapabilities limits what the payload, forked from this
@@ -620,9 +657,10 @@ func setupDev(rootFD int) error {
 
 // launch is the payload, resolved inside the new root.
 type launch struct {
-	path string
-	argv []string
-	attr *syscall.ProcAttr
+	path   string
+	argv   []string
+	attr   *syscall.ProcAttr
+	filter []unix.SockFilter // the seccomp filter
 }
 
 // payload resolves the user, working directory, rlimits, environment and
@@ -662,6 +700,10 @@ func (c *child) payload() (launch, *StepError) {
 	if err := dropBoundingCapabilities(); err != nil {
 		return launch{}, stepErr("drop capabilities", err)
 	}
+	filter, err := seccomp.Filter()
+	if err != nil {
+		return launch{}, stepErr("seccomp", err)
+	}
 	env := withDefault(cfg.Env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	env = withDefault(env, "HOME", u.Home)
 	env = withDefault(env, "HOSTNAME", cfg.hostname())
@@ -669,7 +711,7 @@ func (c *child) payload() (launch, *StepError) {
 	if err != nil {
 		return launch{}, stepErr("exec "+cfg.Argv[0], err)
 	}
-	return launch{path: exe, argv: cfg.Argv, attr: &syscall.ProcAttr{
+	return launch{path: exe, argv: cfg.Argv, filter: filter, attr: &syscall.ProcAttr{
 		Dir: wd,
 		Env: env,
 		Sys: &syscall.SysProcAttr{
@@ -721,6 +763,10 @@ func (c *child) runInit(l launch, enc *json.Encoder) error {
 		return se
 	}
 	l.attr.Files = []uintptr{devnull.Fd(), 1, 2}
+	if se := confine(l.filter); se != nil {
+		_ = enc.Encode(event{Event: "error", Error: se})
+		return se
+	}
 
 	// Subscribe before the fork so no SIGCHLD or early signal is lost.
 	sigs := make(chan os.Signal, 64)
@@ -767,6 +813,22 @@ func (c *child) runInit(l launch, enc *json.Encoder) error {
 	_ = enc.Encode(event{Event: "exit", Status: &status})
 	// Exiting as PID 1 makes the kernel kill whatever else still runs.
 	os.Exit(status.Code)
+	return nil
+}
+
+// confine is the last step before the payload is forked from this thread
+// (init stays on it, locked): a session keyring of the sandbox's own, so
+// that nothing reaches the keys of the session sbx was started from; then
+// no_new_privs, so no setuid or file-capability binary gains privileges;
+// then the seccomp filter. All three are per thread and inherited by the
+// payload; init's other threads keep running without them.
+func confine(filter []unix.SockFilter) *StepError {
+	if _, err := unix.KeyctlInt(unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0); err != nil && !errors.Is(err, unix.ENOSYS) {
+		return stepErr("join a new session keyring", err)
+	}
+	if err := seccomp.Install(filter); err != nil {
+		return stepErr("seccomp", err)
+	}
 	return nil
 }
 

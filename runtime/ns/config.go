@@ -25,8 +25,11 @@ type Config struct {
 	// layer instead of Layers.
 	RootDir string `json:"root_dir,omitempty"`
 	// UpperDir and WorkDir are the sandbox's persistent writable layer and
-	// overlayfs's scratch directory, on the same file system. They are
-	// created when missing. Without them the root file system is read-only.
+	// overlayfs's scratch directory, side by side in one directory that
+	// belongs to the sandbox. They are created when missing, and their
+	// directory is made 0700 so that no other host user can reach setuid
+	// files or device nodes the sandbox writes. Without them the root file
+	// system is read-only.
 	UpperDir string `json:"upper_dir,omitempty"`
 	WorkDir  string `json:"work_dir,omitempty"`
 	// Mounts are bind mounted into the root file system, in order.
@@ -53,6 +56,9 @@ type Config struct {
 	CPUs int `json:"cpus,omitempty"`
 	// MemoryMiB limits the sandbox's memory; 0 means no limit.
 	MemoryMiB int `json:"memory_mib,omitempty"`
+	// Pids limits how many processes and threads the sandbox may have at
+	// once (its init included); 0 means DefaultPids.
+	Pids int `json:"pids,omitempty"`
 	// CgroupParent is the cgroup under which the sandbox's own cgroup, Name,
 	// is created, e.g. "sbx/shop". Relative paths are resolved under the
 	// calling process's cgroup, absolute ones from the hierarchy's root.
@@ -65,6 +71,23 @@ type Config struct {
 	// NetNS is the path of a network namespace to join (/run/netns/x). When
 	// empty the sandbox gets a fresh one with only loopback up.
 	NetNS string `json:"netns,omitempty"`
+}
+
+// DefaultPids is the sandbox's pids limit when Config.Pids is 0: enough for
+// any service, low enough that a fork bomb stays inside. MinPids is the
+// lowest limit Config.Pids may set: the sandbox's init is a Go program with
+// a handful of threads.
+const (
+	DefaultPids = 4096
+	MinPids     = 16
+)
+
+// pids is the sandbox's pids limit.
+func (c *Config) pids() int {
+	if c.Pids > 0 {
+		return c.Pids
+	}
+	return DefaultPids
 }
 
 // Mount is a host file or directory bind mounted into the sandbox.
@@ -162,8 +185,12 @@ func (c *Config) validate() error {
 		return errors.New("config: both layers and a root directory given; use one")
 	case (c.UpperDir == "") != (c.WorkDir == ""):
 		return errors.New("config: upper and work directories go together")
-	case c.CPUs < 0 || c.MemoryMiB < 0:
-		return errors.New("config: negative cpus or memory")
+	case c.CPUs < 0 || c.MemoryMiB < 0 || c.Pids < 0:
+		return errors.New("config: negative cpus, memory or pids")
+	case c.Pids > 0 && c.Pids < MinPids:
+		return fmt.Errorf("config: a pids limit of %d is too low: the sandbox's init alone needs about 10 (Go runtime threads); use at least %d", c.Pids, MinPids)
+	case c.UpperDir != "" && path.Dir(path.Clean(c.UpperDir)) != path.Dir(path.Clean(c.WorkDir)):
+		return fmt.Errorf("config: the upper directory %s and the work directory %s must be in the same directory (the sandbox's own, which is made 0700)", c.UpperDir, c.WorkDir)
 	}
 	for _, p := range append([]string{c.RootDir, c.UpperDir, c.WorkDir, c.NetNS}, c.Layers...) {
 		if p != "" && !path.IsAbs(p) {

@@ -52,10 +52,38 @@
 //
 // The sandbox is placed in CgroupParent/Name in each hierarchy before its
 // configuration is even read: cgroup v2 where /sys/fs/cgroup is a cgroup2
-// file system offering the cpu and memory controllers, else the v1 cpu and
-// memory hierarchies. A relative CgroupParent is resolved under the cgroup
-// the calling process runs in, so a sandbox never escapes the limits sbx
-// itself runs under; an absolute one ("/sbx/shop") starts at the hierarchy's
-// root. When no cgroup is usable the sandbox runs without limits and
-// [Process.Warnings] says why.
+// file system offering the cpu and memory controllers, else every v1
+// hierarchy of the cpu, memory, pids, devices and freezer controllers. A
+// relative CgroupParent is resolved under the cgroup the calling process
+// runs in, so a sandbox never escapes the limits sbx itself runs under; an absolute one ("/sbx/shop") starts at the hierarchy's root.
+// The limits are cpu and memory as configured, a pids limit (Config.Pids,
+// [DefaultPids] when 0) and a device allow-list: /dev/null, zero, full,
+// random, urandom, tty, console, ptmx and /dev/pts (v1: the devices
+// controller; v2: a BPF_PROG_TYPE_CGROUP_DEVICE program, assembled by hand
+// and loaded once per process). When no cgroup is usable the sandbox runs
+// without limits and [Process.Warnings] says why.
+//
+// # Confinement
+//
+// What the payload runs under, as in Docker's and podman's defaults (see
+// runtime/isotest for the probe that compares them):
+//   - its own cgroup namespace, made once it is in its cgroups, so it sees
+//     nothing above them;
+//   - the root file system (every layer and the writable one) mounted
+//     nodev and nosuid, on top of the device cgroup (the layers' own
+//     directories are never visible inside: the old root is detached);
+//   - podman's capability set (Docker's without CAP_MKNOD, CAP_NET_RAW and
+//     CAP_AUDIT_WRITE), so no CAP_SYS_ADMIN; ping uses ICMP datagram
+//     sockets, which every group of the sandbox may open;
+//   - no_new_privs and the seccomp filter of runtime/seccomp, which denies
+//     namespace creation (so no user namespace from which to mount a
+//     cgroup file system), keyctl, add_key and request_key, mount, bpf,
+//     module loading, reboot and the rest of what Docker denies;
+//   - a session keyring of its own;
+//   - runc's masked paths in /proc and /sys (kcore, keys, timer_list,
+//     sched_debug, interrupts, acpi, scsi, firmware...), /proc/sys,
+//     /proc/sysrq-trigger and all of /sys read-only.
+//
+// The directory holding the writable layer is made 0700, so no other host
+// user can run a setuid file the sandbox wrote.
 package ns

@@ -7,6 +7,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sbx-dev/sbx/runtime/seccomp"
 )
 
 // Capability bits in /proc/self/status's CapEff.
@@ -16,7 +21,8 @@ const (
 )
 
 // Preflight checks the host for what the ns driver needs: privileges to
-// create namespaces and mount, overlayfs, and cgroups for resource limits.
+// create namespaces and mount, overlayfs, seccomp filters, and cgroups for
+// resource limits.
 // It returns nothing when all is well; each [Problem] says how to fix it.
 func Preflight() []Problem {
 	var out []Problem
@@ -45,6 +51,21 @@ func Preflight() []Problem {
 				Fatal:  true,
 			})
 		}
+	}
+	if _, err := seccomp.Filter(); err != nil {
+		out = append(out, Problem{
+			Check:  "seccomp",
+			Detail: err.Error(),
+			Fix:    "use the krun driver on this architecture",
+			Fatal:  true,
+		})
+	} else if !hasSeccompFilters() {
+		out = append(out, Problem{
+			Check:  "seccomp",
+			Detail: "the kernel does not offer seccomp filters returning an errno, which every sandbox runs under",
+			Fix:    "use a kernel built with CONFIG_SECCOMP_FILTER, or the krun driver",
+			Fatal:  true,
+		})
 	}
 	if !hasCapability(capSysResource) {
 		out = append(out, Problem{
@@ -79,6 +100,14 @@ func hasCapability(bit uint) bool {
 		}
 	}
 	return false
+}
+
+// hasSeccompFilters asks the kernel whether seccomp filters can return an
+// errno (SECCOMP_GET_ACTION_AVAIL, Linux 4.14 and later).
+func hasSeccompFilters() bool {
+	action := uint32(unix.SECCOMP_RET_ERRNO)
+	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_GET_ACTION_AVAIL, 0, uintptr(unsafe.Pointer(&action)))
+	return errno == 0
 }
 
 // hasFilesystem reports whether the kernel lists fs in /proc/filesystems.

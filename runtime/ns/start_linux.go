@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,6 +56,11 @@ func Start(ctx context.Context, argv []string, cfg Config, stdout, stderr io.Wri
 			return nil, fmt.Errorf("start sandbox %s: mount source: %w (create it or fix the mount)", cfg.Name, err)
 		}
 	}
+	if cfg.UpperDir != "" {
+		if err := privateDir(path.Dir(path.Clean(cfg.UpperDir))); err != nil {
+			return nil, fmt.Errorf("start sandbox %s: writable layer: %w", cfg.Name, err)
+		}
+	}
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox %s: %w", cfg.Name, err)
@@ -62,13 +68,19 @@ func Start(ctx context.Context, argv []string, cfg Config, stdout, stderr io.Wri
 	p := &Process{}
 	cg, cgErr := cgroupsFor(&cfg)
 	if cgErr == nil {
-		if cgErr = cg.create(&cfg); cgErr != nil {
+		var warnings []string
+		if warnings, cgErr = cg.create(&cfg); cgErr != nil {
 			_ = cg.remove()
 		}
+		p.Warnings = append(p.Warnings, warnings...)
 	}
 	if cgErr != nil {
 		cg = cgroupSet{}
 		p.Warnings = append(p.Warnings, fmt.Sprintf("sandbox %s runs without cpu and memory limits: %v", cfg.Name, cgErr))
+	}
+	for _, c := range cg.missing {
+		what := map[string]string{"pids": "a pids limit (a fork bomb is not contained)", "devices": "a device cgroup (only nodev mounts and missing capabilities keep device nodes out of reach)"}[c]
+		p.Warnings = append(p.Warnings, fmt.Sprintf("sandbox %s runs without %s: the host has no %s cgroup controller", cfg.Name, what, c))
 	}
 	p.cgroups = cg
 	fail := func(err error) (*Process, error) {
@@ -154,6 +166,31 @@ func Start(ctx context.Context, argv []string, cfg Config, stdout, stderr io.Wri
 		_, _ = p.Wait()
 		return fail(ctx.Err())
 	}
+}
+
+// privateDir creates dir (0700) or, when it exists, makes it 0700: it holds
+// the sandbox's writable layer, whose setuid files and device nodes no other
+// host user may reach. It refuses a directory that is not the caller's.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to the user running the sandbox (uid %d): use a directory of your own", dir, st.Uid, os.Geteuid())
+	}
+	if st.Mode&0o077 != 0 {
+		if err := unix.Chmod(dir, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Pid is the host pid of the sandbox's init.

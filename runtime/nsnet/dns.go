@@ -112,19 +112,56 @@ func nameservers(resolvConf []byte, scope string) []netip.Addr {
 	return out
 }
 
-// blockedRanges lists the destinations a public sandbox may not reach.
+// blockedRanges lists the destinations a public sandbox may not reach: the
+// one definition of the public scope, used by the firewall's public chain
+// and by [Nameservers].
+//
+// IPv4: this network (0/8), private (10/8, 172.16/12, 192.168/16), shared
+// address space (CGNAT, 100.64/10), loopback, link-local, IETF protocol
+// assignments (192.0.0/24), the documentation ranges TEST-NET-1/2/3
+// (192.0.2/24, 198.51.100/24, 203.0.113/24) and the benchmarking range
+// (198.18/15), which some LANs use, and multicast, reserved and broadcast
+// (224/3 = 224/4 + 240/4).
+//
+// IPv6, for when sandboxes get IPv6 (they have none yet): unspecified,
+// loopback, ULA (fc00::/7), link-local, site-local, multicast, discard,
+// IETF protocol assignments (Teredo included), documentation, 6to4, local
+// NAT64, SRv6, and every blocked IPv4 range in its IPv4-mapped
+// (::ffff:0:0/96) and NAT64 (64:ff9b::/96) form, so that no translation
+// reaches what the IPv4 list blocks.
 func blockedRanges() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range []string{
+	v4 := []string{
 		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-		"172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/3",
-	} {
+		"172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
+		"198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/3",
+	}
+	v6 := []string{
+		"::/128", "::1/128", "100::/64", "2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20",
+		"5f00::/16", "64:ff9b:1::/48", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+	}
+	var out []netip.Prefix
+	for _, s := range v4 {
 		out = append(out, netip.MustParsePrefix(s))
+	}
+	for _, s := range v6 {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	for _, s := range v4 {
+		p := netip.MustParsePrefix(s)
+		a := p.Addr().As4()
+		for _, base := range []netip.Addr{netip.MustParseAddr("::ffff:0:0"), netip.MustParseAddr("64:ff9b::")} {
+			b := base.As16()
+			copy(b[12:], a[:])
+			out = append(out, netip.PrefixFrom(netip.AddrFrom16(b), 96+p.Bits()))
+		}
 	}
 	return out
 }
 
 func isBlocked(a netip.Addr) bool {
+	if a.Zone() != "" {
+		return true // scoped: link-local or multicast
+	}
 	for _, p := range blockedRanges() {
 		if p.Contains(a) {
 			return true

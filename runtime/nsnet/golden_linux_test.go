@@ -21,10 +21,10 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/nsnet")
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // TestRulesGolden pins the nftables layout of a project with a sandbox of
-// each scope (testdata/nsnet/rules.golden, regenerated with -update).
+// each scope (runtime/nsnet/testdata/rules.golden, regenerated with -update).
 func TestRulesGolden(t *testing.T) {
 	requireRoot(t)
 	p := "golden" // names and addresses below derive from it
@@ -54,8 +54,12 @@ func TestRulesGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A VM's tap gets the rules of a veth.
+	if _, err := SetupTap(context.Background(), Net{Project: p, Name: "vm", Scope: ScopePublic, Group: "backend", Subnet: sn, IP: netip.MustParseAddr("10.201.250.13")}); err != nil {
+		t.Fatal(err)
+	}
 	got := dumpRules(t, p)
-	path := filepath.Join("..", "..", "testdata", "nsnet", "rules.golden")
+	path := filepath.Join("testdata", "rules.golden")
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -144,7 +148,7 @@ func render(r *nftables.Rule) string {
 			if e.Base == expr.PayloadBaseTransportHeader {
 				lhs = map[uint32]string{0: "th sport", 2: "th dport"}[e.Offset]
 			} else {
-				lhs = map[uint32]string{12: "ip saddr", 14: "arp saddr ip", 16: "ip daddr"}[e.Offset]
+				lhs = map[uint32]string{12: "ip saddr", 14: "arp saddr ip", 16: "ip daddr", 24: "ip6 daddr"}[e.Offset]
 			}
 		case *expr.Ct:
 			lhs = "ct state"
@@ -206,6 +210,8 @@ func value(lhs string, d []byte) string {
 		return "0"
 	case len(d) == 4:
 		return netip.AddrFrom4([4]byte(d)).String()
+	case len(d) == 16:
+		return netip.AddrFrom16([16]byte(d)).String()
 	}
 	return fmt.Sprintf("%x", d)
 }

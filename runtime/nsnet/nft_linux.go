@@ -76,7 +76,16 @@ func (f *firewall) ensureBase() error {
 	if err != nil {
 		return err
 	}
-	if have["forward"] != nil && have["input"] != nil && have["postrouting"] != nil && have["public"] != nil && haveBr["prerouting"] != nil {
+	pubRules := -1
+	if pub := have["public"]; pub != nil {
+		rs, err := f.c.GetRules(f.inet, pub)
+		if err != nil {
+			return fmt.Errorf("nftables: list rules of public: %w", err)
+		}
+		pubRules = len(rs)
+	}
+	blocked := blockedRanges()
+	if have["forward"] != nil && have["input"] != nil && have["postrouting"] != nil && pubRules == len(blocked)+1 && haveBr["prerouting"] != nil {
 		return nil
 	}
 	f.c.AddTable(f.inet)
@@ -94,10 +103,15 @@ func (f *firewall) ensureBase() error {
 		f.c.AddChain(&nftables.Chain{Table: f.inet, Name: "postrouting", Type: nftables.ChainTypeNAT,
 			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
 	}
-	if have["public"] == nil {
+	if pubRules != len(blocked)+1 {
+		// Missing, or made by an sbx with another list: rewritten in the
+		// same transaction, so no packet sees it half-filled.
 		pub := f.c.AddChain(&nftables.Chain{Table: f.inet, Name: "public"})
-		for _, p := range blockedRanges() {
-			f.c.AddRule(&nftables.Rule{Table: f.inet, Chain: pub, Exprs: join(ipv4(), daddrIn(p), reject())})
+		if pubRules >= 0 {
+			f.c.FlushChain(pub)
+		}
+		for _, p := range blocked {
+			f.c.AddRule(&nftables.Rule{Table: f.inet, Chain: pub, Exprs: join(daddrIn(p), reject())})
 		}
 		f.c.AddRule(&nftables.Rule{Table: f.inet, Chain: pub, Exprs: verdict(expr.VerdictAccept, "")})
 	}
@@ -139,6 +153,12 @@ func (f *firewall) ensureNetwork(project, network, br string) error {
 	add := func(c *nftables.Chain, e ...[]expr.Any) {
 		f.c.AddRule(&nftables.Rule{Table: f.inet, Chain: c, Exprs: join(e...), UserData: tag})
 	}
+	// Sandboxes have no IPv6: whatever IPv6 they send through the host is
+	// rejected (the bridge rules drop it before, this holds should they
+	// not). Per-sandbox rules go before it, so a later IPv6 rule for a
+	// sandbox of scope any can accept it.
+	add(from, ipv6(), reject())
+	add(in, ipv6(), reject())
 	if network != DefaultNetwork {
 		// Members of a group reach each other. Bridged traffic only gets
 		// here when br_netfilter is loaded; the default network's ports are
@@ -334,6 +354,10 @@ func ipv4() []expr.Any {
 	return join([]expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}}, cmp(expr.CmpOpEq, []byte{unix.NFPROTO_IPV4}))
 }
 
+func ipv6() []expr.Any {
+	return join([]expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}}, cmp(expr.CmpOpEq, []byte{unix.NFPROTO_IPV6}))
+}
+
 // protocol matches the EtherType (meta protocol) in the bridge family.
 func protocol(op expr.CmpOp, ethType uint16) []expr.Any {
 	return join([]expr.Any{&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1}}, cmp(op, binaryutil.BigEndian.PutUint16(ethType)))
@@ -359,15 +383,20 @@ func dport(port uint16) []expr.Any {
 	return join(load(expr.PayloadBaseTransportHeader, 2, 2), cmp(expr.CmpOpEq, binaryutil.BigEndian.PutUint16(port)))
 }
 
+// daddrIn matches an IPv4 or IPv6 destination in p (and the family).
 func daddrIn(p netip.Prefix) []expr.Any {
-	mask := make([]byte, 4)
+	fam, off, a := ipv4(), uint32(16), p.Masked().Addr().AsSlice()
+	if p.Addr().Is6() {
+		fam, off = ipv6(), 24
+	}
+	n := uint32(len(a))
+	mask := make([]byte, n)
 	for i := range p.Bits() {
 		mask[i/8] |= 0x80 >> (i % 8)
 	}
-	a := p.Masked().Addr().As4()
-	return join(load(expr.PayloadBaseNetworkHeader, 16, 4),
-		[]expr.Any{&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)}},
-		cmp(expr.CmpOpEq, a[:]))
+	return join(fam, load(expr.PayloadBaseNetworkHeader, off, n),
+		[]expr.Any{&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)}},
+		cmp(expr.CmpOpEq, a))
 }
 
 // ctReply matches ct state established,related.

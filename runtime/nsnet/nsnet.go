@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,7 @@ const (
 
 	bridgePrefix = "sbxb"
 	vethPrefix   = "sbxv"
+	tapPrefix    = "sbxt"
 	tagPrefix    = "sbx:"
 
 	// defaultPool is where default networks' /24 subnets come from.
@@ -126,9 +128,42 @@ func usable(subnet netip.Prefix, ip netip.Addr) error {
 	return nil
 }
 
+// Limits on names, in bytes. Every tag ("sbx:" project "/sandbox/" name)
+// must fit in an nftables rule comment (NFT_USERDATA_MAXLEN, 256 bytes with
+// its type, length and NUL) and, with a space and an address or subnet, in
+// an interface alias (IFALIASZ, 255 bytes and a NUL). Interface and chain
+// names are hashes of fixed length, whatever the names.
+const (
+	// MaxProjectLen leaves room for a directory's name of 64 bytes, a dash
+	// and a hash of the directory (what sbx passes).
+	MaxProjectLen = 95
+	// MaxNameLen is the limit for sandbox and network names.
+	MaxNameLen = 128
+)
+
 func checkName(what, s string) error {
-	if s == "" || len(s) > 128 || s == "." || s == ".." || strings.ContainsAny(s, "/ \t\r\n\x00") {
-		return fmt.Errorf("%s name %q cannot name network resources: use at most 128 characters without '/' or white space", what, s)
+	max := MaxNameLen
+	if what == "project" {
+		max = MaxProjectLen
+	}
+	bad := s == "" || len(s) > max || s == "." || s == ".."
+	for _, c := range []byte(s) {
+		if c <= ' ' || c == '/' || c == 0x7f {
+			bad = true
+		}
+	}
+	if bad {
+		return fmt.Errorf("%s name %q cannot name network resources: use at most %d bytes without '/', white space or control characters", what, s, max)
+	}
+	return nil
+}
+
+// checkOldName is what Teardown, TeardownProject and List accept: any name
+// that can be a path component, so that what an earlier sbx with looser
+// limits created can always be removed.
+func checkOldName(what, s string) error {
+	if s == "" || len(s) > 255 || s == "." || s == ".." || strings.ContainsAny(s, "/\x00") {
+		return fmt.Errorf("%s name %q cannot have network resources: it is empty, longer than 255 bytes, or holds '/' or NUL", what, s)
 	}
 	return nil
 }
@@ -170,6 +205,12 @@ func VethName(project, sandbox string) string {
 	return vethPrefix + id(project, "sandbox", sandbox)
 }
 
+// TapName is the name of the tap device of a sandbox that runs in a VM
+// ([SetupTap], 14 characters).
+func TapName(project, sandbox string) string {
+	return tapPrefix + id(project, "sandbox", sandbox)
+}
+
 // NetNSPath is where the network namespace of a sandbox is bind-mounted.
 func NetNSPath(project, sandbox string) string {
 	return filepath.Join(nsDir, project, sandbox)
@@ -198,20 +239,44 @@ func ownedBy(tag, project string) bool {
 	return ok && (project == "" || p == project)
 }
 
-// Handle is the network of a sandbox that [Setup] prepared.
+// Handle is the network of a sandbox that [Setup] or [SetupTap] prepared.
 type Handle struct {
-	net    Net // with Subnet and IP resolved
-	nsPath string
+	net    Net    // with Subnet and IP resolved
+	nsPath string // Setup: the namespace; "" for a tap
+	tap    string // SetupTap: the tap device
+	mtu    int
 }
 
-// NetNSPath is the network namespace file the payload joins with setns(2).
+// NetNSPath is the network namespace file the payload joins with setns(2);
+// "" for a sandbox with a tap.
 func (h *Handle) NetNSPath() string { return h.nsPath }
+
+// TapName is the tap device the VMM attaches to (krun_add_net_tap); "" for
+// a sandbox set up with [Setup].
+func (h *Handle) TapName() string { return h.tap }
 
 // IP is the sandbox's address; zero for scope none.
 func (h *Handle) IP() netip.Addr { return h.net.IP }
 
+// Addr is the sandbox's address, the same as [Handle.IP].
+func (h *Handle) Addr() netip.Addr { return h.net.IP }
+
+// MAC is the MAC address of the sandbox's interface ([MACFor] its address):
+// Setup gives it to eth0, a VMM gives it to the guest's NIC
+// (krun_add_net_tap's mac). Nil for scope none.
+func (h *Handle) MAC() net.HardwareAddr { return MACFor(h.net.IP) }
+
 // Subnet is the subnet of the sandbox's network; zero for scope none.
 func (h *Handle) Subnet() netip.Prefix { return h.net.Subnet }
+
+// Prefix is the sandbox's address with the length of its subnet
+// (10.88.0.10/24), as the guest's interface takes it; zero for scope none.
+func (h *Handle) Prefix() netip.Prefix {
+	if !h.net.IP.IsValid() || !h.net.Subnet.IsValid() {
+		return netip.Prefix{}
+	}
+	return netip.PrefixFrom(h.net.IP, h.net.Subnet.Bits())
+}
 
 // Gateway is the host's address on the sandbox's network (the subnet's first
 // host address); zero for scope none.
@@ -222,13 +287,32 @@ func (h *Handle) Gateway() netip.Addr {
 	return gateway(h.net.Subnet)
 }
 
+// DefaultRoute is the gateway of the sandbox's default route: the
+// [Handle.Gateway] for scopes public and any, zero for group (which only
+// has the route of its subnet) and none.
+func (h *Handle) DefaultRoute() netip.Addr {
+	if h.net.Scope != ScopePublic && h.net.Scope != ScopeAny {
+		return netip.Addr{}
+	}
+	return h.Gateway()
+}
+
+// DNS is where a [DNSForwarder] started by [ServeDNS] for the sandbox
+// answers (port 53): the gateway, for scopes public and any; zero
+// otherwise. [ResolvConf] writes the matching resolv.conf.
+func (h *Handle) DNS() netip.Addr { return h.DefaultRoute() }
+
+// MTU is the MTU of the sandbox's interface: the MTU of the host's uplink
+// when it is below 1500, 1500 otherwise; 0 for scope none.
+func (h *Handle) MTU() int { return h.mtu }
+
 // Net is the description the handle was set up from, with the subnet and
 // address that were chosen filled in.
 func (h *Handle) Net() Net { return h.net }
 
 // Resources is what a project owns on the host.
 type Resources struct {
-	Links  []Link   // bridges and host-side veths
+	Links  []Link   // bridges, host-side veths and taps
 	NetNS  []string // bind-mounted namespace files
 	Chains []string // per-network nftables chains, as "family table chain"
 	Rules  []Rule   // nftables rules tagged with the project
@@ -240,7 +324,7 @@ type Resources struct {
 // Link is a network interface that sbx created.
 type Link struct {
 	Name  string
-	Kind  string // "bridge" or "veth"
+	Kind  string // "bridge", "veth" or "tuntap"
 	Alias string // its tag and its subnet or address
 }
 
@@ -291,3 +375,16 @@ type Problem struct {
 
 // String is the problem with its fix on one line.
 func (p Problem) String() string { return p.Check + ": " + p.Detail + " (" + p.Fix + ")" }
+
+// MACFor is the MAC address of the interface that holds the IPv4 address ip:
+// 02:42 followed by the address's four bytes, as Docker does. A sandbox that
+// is replaced keeps its address and so its MAC, and the neighbour caches of
+// the host and of its group stay right. It returns nil for other addresses.
+func MACFor(ip netip.Addr) net.HardwareAddr {
+	ip = ip.Unmap()
+	if !ip.Is4() {
+		return nil
+	}
+	a := ip.As4()
+	return net.HardwareAddr{0x02, 0x42, a[0], a[1], a[2], a[3]}
+}

@@ -376,24 +376,39 @@ func reachFrom(nsPath string, src netip.Addr, addr string) error {
 	return roundTrip(c)
 }
 
-// testHost builds a stand-in for machines outside: a network namespace
-// reached from the host through a veth, with a private address
-// (192.168.77.2) and a public-looking one (203.0.113.2, TEST-NET-3), and
-// TCP echo servers on both. It checks that the host routes both addresses
-// into the namespace before returning them.
-func testHost(t *testing.T) (private, public string) {
+// publicStandIn is the address the tests use for a host on the internet:
+// 192.88.99.0/24 was the 6to4 relay anycast prefix, deprecated since 2015
+// (RFC 7526), and is in none of the ranges the public scope blocks.
+const publicStandIn = "192.88.99.2"
+
+// outside is a stand-in for machines outside the host: a network namespace
+// reached from the host through a veth, holding 192.168.77.2 (the veth's
+// subnet, a private address) and more addresses, with a TCP echo server on
+// one port of all of them.
+//
+// The host routes the extra addresses into the namespace only for packets
+// of the sandboxes given to admit (a policy routing rule on their source
+// address and bridge, and a routing table of the test's own), so nothing
+// else on the host is diverted, and a test sends nothing to a real network
+// that uses those ranges (this machine's LAN is in 192.0.2.0/24).
+type outside struct {
+	t     *testing.T
+	port  string
+	table int
+	veth  netlink.Link
+	addrs []string
+}
+
+// testHost builds the outside with addrs.
+func testHost(t *testing.T, addrs ...string) *outside {
 	t.Helper()
 	hostNet := netip.MustParsePrefix("192.168.77.0/24")
-	pub := netip.MustParseAddr("203.0.113.2")
 	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := overlapping(hostNet, routes); r != "" {
 		t.Skipf("192.168.77.0/24 is in use on this host (%s)", r)
-	}
-	if r := overlapping(netip.PrefixFrom(pub, 32), routes); r != "" {
-		t.Skipf("203.0.113.2 is routed on this host (%s)", r)
 	}
 	nsPath := filepath.Join(t.TempDir(), "outside")
 	if err := createNetNS(nsPath); err != nil {
@@ -405,7 +420,8 @@ func testHost(t *testing.T) (private, public string) {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	vname := "nsnt" + hex.EncodeToString(hash(t.Name()))[:8]
+	h := hash(t.Name())
+	vname := "nsnt" + hex.EncodeToString(h)[:8]
 	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: vname}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns))}); err != nil {
 		t.Fatal(err)
 	}
@@ -431,22 +447,82 @@ func testHost(t *testing.T) (private, public string) {
 	eth0, err := nh.LinkByName("eth0")
 	must(err)
 	must(nh.AddrAdd(eth0, ipnet("192.168.77.2", 24)))
-	must(nh.AddrAdd(eth0, ipnet(pub.String(), 32)))
+	for _, a := range addrs {
+		must(nh.AddrAdd(eth0, ipnet(a, 32)))
+	}
 	must(nh.LinkSetUp(eth0))
 	lo, err := nh.LinkByName("lo")
 	must(err)
 	must(nh.LinkSetUp(lo))
 	must(nh.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: net.ParseIP("192.168.77.1")}))
-	must(netlink.RouteAdd(&netlink.Route{LinkIndex: veth.Attrs().Index, Dst: &net.IPNet{IP: pub.AsSlice(), Mask: net.CIDRMask(32, 32)}, Gw: net.ParseIP("192.168.77.2")}))
-	for _, a := range []string{"192.168.77.2", pub.String()} {
-		rs, err := netlink.RouteGet(net.ParseIP(a))
-		if err != nil || len(rs) == 0 || rs[0].LinkIndex != veth.Attrs().Index {
-			t.Fatalf("the host does not route %s into the test namespace (%v, %v): not sending anything", a, rs, err)
+	o := &outside{t: t, table: 20000 + int(h[0])<<8 | int(h[1]), veth: veth, addrs: addrs}
+	for _, a := range addrs {
+		must(netlink.RouteAdd(&netlink.Route{Table: o.table, LinkIndex: veth.Attrs().Index,
+			Dst: &net.IPNet{IP: net.ParseIP(a), Mask: net.CIDRMask(32, 32)}, Gw: net.ParseIP("192.168.77.2")}))
+	}
+	rs, err := netlink.RouteGet(net.ParseIP("192.168.77.2"))
+	if err != nil || len(rs) == 0 || rs[0].LinkIndex != veth.Attrs().Index {
+		t.Fatalf("the host does not route 192.168.77.2 into the test namespace (%v, %v): not sending anything", rs, err)
+	}
+	o.port = fmt.Sprint(listenIn(t, nsPath, "0.0.0.0:0").Port)
+	return o
+}
+
+// at is the echo server's address at a (an address of the outside).
+func (o *outside) at(a string) string { return net.JoinHostPort(a, o.port) }
+
+// admit routes what the sandbox of h sends to the outside's addresses into
+// the outside, and checks that the host does.
+func (o *outside) admit(h *Handle) {
+	t := o.t
+	t.Helper()
+	br := BridgeName(h.Net().Project, h.Net().network())
+	r := netlink.NewRule()
+	r.Src = &net.IPNet{IP: h.IP().AsSlice(), Mask: net.CIDRMask(32, 32)}
+	r.IifName = br
+	r.Table = o.table
+	r.Priority = 100
+	if err := netlink.RuleAdd(r); err != nil {
+		t.Fatalf("ip rule add from %s iif %s lookup %d: %v", h.IP(), br, o.table, err)
+	}
+	t.Cleanup(func() { netlink.RuleDel(r) })
+	for _, a := range o.addrs {
+		rs, err := netlink.RouteGetWithOptions(net.ParseIP(a), &netlink.RouteGetOptions{Iif: br, SrcAddr: h.IP().AsSlice()})
+		if err != nil || len(rs) == 0 || rs[0].LinkIndex != o.veth.Attrs().Index {
+			t.Fatalf("the host does not route %s from %s into the test namespace (%v, %v): not sending anything", a, h.IP(), rs, err)
 		}
 	}
-	ln := listenIn(t, nsPath, "0.0.0.0:0")
-	port := fmt.Sprint(ln.Port)
-	return net.JoinHostPort("192.168.77.2", port), net.JoinHostPort(pub.String(), port)
+}
+
+// TestPublicBlocksSpecialRanges sends to a host in a namespace that holds an
+// address in each range the public scope blocks beyond the private ones:
+// refused for public, reached for any.
+func TestPublicBlocksSpecialRanges(t *testing.T) {
+	p := project(t)
+	blocked := []string{
+		"192.0.0.77",     // IETF protocol assignments
+		"192.0.2.77",     // TEST-NET-1
+		"198.51.100.77",  // TEST-NET-2
+		"203.0.113.77",   // TEST-NET-3
+		"198.18.0.1",     // benchmarking, lower /16
+		"198.19.255.77",  // benchmarking, upper /16
+		"100.127.255.77", // shared address space (CGNAT), top
+		"240.0.0.77",     // reserved
+	}
+	out := testHost(t, append(blocked, publicStandIn)...)
+	pub := mustSetup(t, Net{Project: p, Name: "pub", Scope: ScopePublic})
+	anyS := mustSetup(t, Net{Project: p, Name: "any", Scope: ScopeAny})
+	out.admit(pub)
+	out.admit(anyS)
+	for _, a := range blocked {
+		if !isBlocked(netip.MustParseAddr(a)) {
+			t.Errorf("isBlocked(%s) = false", a)
+		}
+		mustReach(t, anyS.NetNSPath(), out.at(a))
+		mustNotReach(t, pub.NetNSPath(), out.at(a))
+	}
+	// Not everything: the stand-in for the internet is reached.
+	mustReach(t, pub.NetNSPath(), out.at(publicStandIn))
 }
 
 func TestPublicAndAny(t *testing.T) {
@@ -461,9 +537,12 @@ func TestPublicAndAny(t *testing.T) {
 			}
 		})
 	}
-	private, public := testHost(t)
+	out := testHost(t, publicStandIn)
+	private, public := out.at("192.168.77.2"), out.at(publicStandIn)
 	pub := mustSetup(t, Net{Project: p, Name: "pub", Scope: ScopePublic})
 	anyS := mustSetup(t, Net{Project: p, Name: "any", Scope: ScopeAny})
+	out.admit(pub)
+	out.admit(anyS)
 	if !pub.Subnet().IsValid() || pub.Subnet() != anyS.Subnet() || !netip.MustParsePrefix(defaultPool).Contains(pub.Subnet().Addr()) {
 		t.Errorf("default network: %s and %s", pub.Subnet(), anyS.Subnet())
 	}
@@ -489,12 +568,14 @@ func TestPublicAndAny(t *testing.T) {
 	sn := subnet(t, "g")
 	g := mustSetup(t, Net{Project: p, Name: "g", Scope: ScopeGroup, Group: "g", Subnet: sn, IP: host(sn, 2)})
 	gp := mustSetup(t, Net{Project: p, Name: "gp", Scope: ScopePublic, Group: "g", Subnet: sn, IP: host(sn, 3)})
+	out.admit(gp)
 	lg := listenIn(t, g.NetNSPath(), "0.0.0.0:0")
 	mustReach(t, gp.NetNSPath(), net.JoinHostPort(g.IP().String(), fmt.Sprint(lg.Port)))
 	mustReach(t, gp.NetNSPath(), public)
 	mustNotReach(t, gp.NetNSPath(), private)
 	// and a group-only member reaches neither.
 	addDefaultRoute(t, g)
+	out.admit(g)
 	mustNotReach(t, g.NetNSPath(), public)
 	mustNotReach(t, g.NetNSPath(), private)
 }
@@ -778,17 +859,6 @@ func TestSetupErrors(t *testing.T) {
 	// b failed both times: nothing of it is left.
 	if _, err := os.Stat(NetNSPath(p, "b")); err == nil {
 		t.Error("netns of b left after failed Setup")
-	}
-}
-
-func TestPreflight(t *testing.T) {
-	requireRoot(t)
-	for _, pr := range Preflight(context.Background()) {
-		if pr.Fatal {
-			t.Errorf("%s", pr)
-		} else {
-			t.Logf("%s", pr)
-		}
 	}
 }
 

@@ -129,3 +129,35 @@ func TestNameservers(t *testing.T) {
 		}
 	}
 }
+
+func TestBlockedRanges(t *testing.T) {
+	blocked := []string{
+		"0.1.2.3", "10.1.2.3", "100.64.0.1", "100.127.255.254", "127.0.0.1", "169.254.1.1", "172.31.0.1",
+		"192.0.0.9", "192.0.2.1", "192.168.1.1", "198.18.0.1", "198.19.255.254", "198.51.100.1",
+		"203.0.113.1", "224.0.0.251", "239.255.255.250", "240.0.0.1", "255.255.255.255",
+		"::", "::1", "fd00::1", "fe80::1", "fe80::1%eth0", "ff02::1", "2001:db8::1", "2001::1", "2002:a00:1::1",
+		"64:ff9b::a00:1", "64:ff9b::c000:201", "64:ff9b:1::1", "::ffff:10.0.0.1", "::ffff:198.18.0.1", "3fff::1", "100::1",
+	}
+	allowed := []string{
+		"1.1.1.1", "8.8.8.8", "100.63.255.255", "100.128.0.0", "172.32.0.1", "192.0.1.1", "192.88.99.2",
+		"198.17.255.255", "198.20.0.0", "203.0.114.1", "223.255.255.255",
+		"2606:4700:4700::1111", "2a00:1450::1", "64:ff9b::808:808", "::ffff:8.8.8.8",
+	}
+	for _, s := range blocked {
+		if !isBlocked(netip.MustParseAddr(s)) {
+			t.Errorf("%s is not blocked", s)
+		}
+	}
+	for _, s := range allowed {
+		if isBlocked(netip.MustParseAddr(s)) {
+			t.Errorf("%s is blocked", s)
+		}
+	}
+	seen := map[netip.Prefix]bool{}
+	for _, p := range blockedRanges() {
+		if p != p.Masked() || seen[p] {
+			t.Errorf("%s: not masked or listed twice", p)
+		}
+		seen[p] = true
+	}
+}

@@ -11,6 +11,9 @@ import (
 // Setup needs Linux; elsewhere it returns ErrNeedsLinux.
 func Setup(context.Context, Net) (*Handle, error) { return nil, ErrNeedsLinux }
 
+// SetupTap needs Linux; elsewhere it returns ErrNeedsLinux.
+func SetupTap(context.Context, Net) (*Handle, error) { return nil, ErrNeedsLinux }
+
 // Teardown needs Linux; elsewhere it returns ErrNeedsLinux.
 func Teardown(context.Context, string, string) error { return ErrNeedsLinux }
 
@@ -24,6 +27,9 @@ func List(context.Context, string) (Resources, error) { return Resources{}, ErrN
 func Preflight(context.Context) []Problem {
 	return []Problem{{Check: "os", Detail: ErrNeedsLinux.Error(), Fix: "use the krun driver", Fatal: true}}
 }
+
+// PreflightTap reports that the ns driver's networking needs Linux.
+func PreflightTap(ctx context.Context) []Problem { return Preflight(ctx) }
 
 // Within needs Linux; elsewhere it returns ErrNeedsLinux.
 func Within(string, func() error) error { return ErrNeedsLinux }

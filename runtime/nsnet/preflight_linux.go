@@ -41,7 +41,7 @@ func Preflight(ctx context.Context) []Problem {
 		ps = append(ps, Problem{Check: "bridge", Detail: "cannot create a bridge and a veth pair: " + err.Error(),
 			Fix: "load the modules (modprobe bridge veth)", Fatal: true})
 	}
-	if c := forwardDropper(); c != "" {
+	if c := forwardDropper(nil); c != "" {
 		ps = append(ps, Problem{Check: "firewall", Detail: "the forward chain " + c + " drops packets by default (Docker sets this up); it can drop sandbox traffic that sbx's own rules accept",
 			Fix: "accept traffic of sbx's bridges there, e.g. iptables -I DOCKER-USER -i sbxb+ -j ACCEPT and iptables -I DOCKER-USER -o sbxb+ -j ACCEPT"})
 	}
@@ -78,6 +78,51 @@ func hasNetAdmin() bool {
 	return false
 }
 
+// PreflightTap checks what [SetupTap] needs: what [Preflight] checks, and
+// tap devices (/dev/net/tun and the tun module), tried in a throwaway
+// network namespace. The krun driver calls it before it gives a VM a tap.
+func PreflightTap(ctx context.Context) []Problem {
+	ps := Preflight(ctx)
+	for _, p := range ps {
+		if p.Fatal {
+			return ps
+		}
+	}
+	fd, err := anonNetNS()
+	if err != nil {
+		return append(ps, Problem{Check: "network namespaces", Detail: err.Error(), Fix: "use a kernel with CONFIG_NET_NS", Fatal: true})
+	}
+	defer unix.Close(fd)
+	if err := probeTap(fd); err != nil {
+		ps = append(ps, Problem{Check: "tap", Detail: "cannot create a tap device: " + err.Error(),
+			Fix: "load the module (modprobe tun) and make sure /dev/net/tun exists (mknod /dev/net/tun c 10 200)", Fatal: true})
+	}
+	return ps
+}
+
+// probeTap creates a tap device in the namespace fd, which goes with it.
+func probeTap(nsfd int) error {
+	return onThread(func() error {
+		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("join the probe's network namespace: %w", err)
+		}
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifr, err := unix.NewIfreq("sbxprobe3")
+		if err != nil {
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			return fmt.Errorf("TUNSETIFF: %w", err)
+		}
+		return nil
+	})
+}
+
 func probeNftables(fd int) error {
 	c, err := nftables.New(nftables.WithNetNSFd(fd))
 	if err != nil {
@@ -112,10 +157,13 @@ func probeLinks(fd int) error {
 
 // forwardDropper names a forward hook chain outside sbx's tables whose
 // policy is drop (an iptables-nft FORWARD chain included), or returns "".
-func forwardDropper() string {
-	c, err := nftables.New()
-	if err != nil {
-		return ""
+// c is the host's nftables when nil.
+func forwardDropper(c *nftables.Conn) string {
+	if c == nil {
+		var err error
+		if c, err = nftables.New(); err != nil {
+			return ""
+		}
 	}
 	chains, err := c.ListChains()
 	if err != nil {

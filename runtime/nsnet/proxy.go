@@ -19,7 +19,8 @@ type DialFunc func(ctx context.Context) (net.Conn, error)
 // "tcp" or "udp". It dials the sandbox's address; a TCP connection that is
 // refused there is retried at 127.0.0.1 inside the sandbox's namespace, so a
 // server bound to loopback only is reachable too. For scope none it always
-// dials inside the namespace.
+// dials inside the namespace. For a sandbox with a tap ([SetupTap]) it only
+// dials the guest's address: the guest's loopback is out of the host's reach.
 func (h *Handle) Dialer(network string, port int) DialFunc {
 	local := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 	inside := func(ctx context.Context) (net.Conn, error) {
@@ -32,7 +33,7 @@ func (h *Handle) Dialer(network string, port int) DialFunc {
 	return func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, remote)
-		if err != nil && network == "tcp" && errors.Is(err, syscall.ECONNREFUSED) {
+		if err != nil && network == "tcp" && errors.Is(err, syscall.ECONNREFUSED) && h.nsPath != "" {
 			if c, err2 := inside(ctx); err2 == nil {
 				return c, nil
 			}

@@ -3,16 +3,20 @@
 package nsnet
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Setup creates the network of a sandbox: its namespace, and for every
@@ -22,6 +26,26 @@ import (
 // sandbox (a supervisor that was killed) are removed first. When Setup
 // fails, it removes what it created.
 func Setup(ctx context.Context, n Net) (*Handle, error) {
+	return setupLocked(ctx, n, false)
+}
+
+// SetupTap creates the network of a sandbox that runs in a virtual machine
+// (the krun driver): instead of a namespace and a veth pair, a persistent tap
+// device on its network's bridge, which the VMM attaches to the guest's
+// virtio-net device (krun_add_net_tap with [Handle.TapName] and
+// [Handle.MAC]). The bridge, the address, the firewall rules, and what
+// [ServeDNS], [Handle.Dialer] and [ListenProxy] do are those of Setup; the
+// guest configures its interface itself from the handle (see the package
+// documentation). Scope none has no interface: there is no tap to set up.
+// [Teardown] removes the tap like a veth.
+func SetupTap(ctx context.Context, n Net) (*Handle, error) {
+	if n.Scope == ScopeNone {
+		return nil, fmt.Errorf("sandbox %s: scope none has no network interface: give the VM no NIC instead of a tap", n.Name)
+	}
+	return setupLocked(ctx, n, true)
+}
+
+func setupLocked(ctx context.Context, n Net, tap bool) (*Handle, error) {
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
@@ -30,7 +54,7 @@ func Setup(ctx context.Context, n Net) (*Handle, error) {
 		return nil, err
 	}
 	defer unlock()
-	h, err := setup(ctx, n)
+	h, err := setup(ctx, n, tap)
 	if err != nil {
 		if terr := teardown(n.Project, n.Name); terr != nil {
 			err = errors.Join(err, fmt.Errorf("undo: %w", terr))
@@ -40,33 +64,24 @@ func Setup(ctx context.Context, n Net) (*Handle, error) {
 	return h, nil
 }
 
-func setup(ctx context.Context, n Net) (*Handle, error) {
+func setup(ctx context.Context, n Net, tap bool) (*Handle, error) {
 	if err := teardown(n.Project, n.Name); err != nil {
 		return nil, fmt.Errorf("remove what an earlier run left: %w", err)
 	}
-	h := &Handle{net: n, nsPath: NetNSPath(n.Project, n.Name)}
-	if err := createNetNS(h.nsPath); err != nil {
-		return nil, err
-	}
-	ns, err := netns.GetFromPath(h.nsPath)
-	if err != nil {
-		return nil, fmt.Errorf("open network namespace: %w", err)
-	}
-	defer ns.Close()
-	inside, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return nil, fmt.Errorf("netlink in the sandbox's namespace: %w", err)
-	}
-	defer inside.Close()
-	lo, err := inside.LinkByName("lo")
-	if err == nil {
-		err = inside.LinkSetUp(lo)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bring up lo: %w", err)
-	}
-	if n.Scope == ScopeNone {
-		return h, ctx.Err()
+	h := &Handle{net: n}
+	var inside *netlink.Handle
+	var ns netns.NsHandle
+	if !tap {
+		h.nsPath = NetNSPath(n.Project, n.Name)
+		var err error
+		if ns, inside, err = newNamespace(h.nsPath); err != nil {
+			return nil, err
+		}
+		defer ns.Close()
+		defer inside.Close()
+		if n.Scope == ScopeNone {
+			return h, ctx.Err()
+		}
 	}
 
 	network := n.network()
@@ -88,57 +103,137 @@ func setup(ctx context.Context, n Net) (*Handle, error) {
 	if err := fw.ensureNetwork(n.Project, network, br.Attrs().Name); err != nil {
 		return nil, err
 	}
-
-	veth := VethName(n.Project, n.Name)
-	la := netlink.LinkAttrs{Name: veth, Alias: sandboxTag(n.Project, n.Name) + " " + h.net.IP.String(),
-		MasterIndex: br.Attrs().Index, MTU: uplinkMTU()}
-	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns))}); err != nil {
-		return nil, fmt.Errorf("create veth %s: %w", veth, err)
+	h.mtu = uplinkMTU()
+	if h.mtu == 0 {
+		h.mtu = 1500
 	}
-	host, err := netlink.LinkByName(veth)
+	port, err := addPort(h, br, tap, ns)
 	if err != nil {
-		return nil, fmt.Errorf("veth %s: %w", veth, err)
-	}
-	if err := netlink.LinkSetAlias(host, la.Alias); err != nil {
-		return nil, fmt.Errorf("name veth %s: %w", veth, err)
-	}
-	if err := disableIPv6(veth); err != nil {
 		return nil, err
 	}
+	name := port.Attrs().Name
 	if network == DefaultNetwork {
 		// Sandboxes that share the default network are not a group.
-		if err := netlink.LinkSetIsolated(host, true); err != nil {
-			return nil, fmt.Errorf("isolate bridge port %s: %w", veth, err)
+		if err := netlink.LinkSetIsolated(port, true); err != nil {
+			return nil, fmt.Errorf("isolate bridge port %s: %w", name, err)
 		}
 	}
-	if err := fw.addSandbox(n.Project, n.Name, n.Scope, br.Attrs().Name, veth, h.net.IP, gateway(subnet)); err != nil {
+	if err := fw.addSandbox(n.Project, n.Name, n.Scope, br.Attrs().Name, name, h.net.IP, gateway(subnet)); err != nil {
 		return nil, err
 	}
-	if err := netlink.LinkSetUp(host); err != nil {
-		return nil, fmt.Errorf("bring up %s: %w", veth, err)
+	if err := forgetNeighbour(br, h.net.IP); err != nil {
+		return nil, err
 	}
-
-	eth0, err := inside.LinkByName("eth0")
-	if err != nil {
-		return nil, fmt.Errorf("eth0 in the sandbox: %w", err)
+	if err := netlink.LinkSetUp(port); err != nil {
+		return nil, fmt.Errorf("bring up %s: %w", name, err)
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: h.net.IP.AsSlice(), Mask: net.CIDRMask(subnet.Bits(), 32)}}
-	if err := inside.AddrAdd(eth0, addr); err != nil {
-		return nil, fmt.Errorf("address %s on eth0: %w", addr, err)
-	}
-	if err := inside.LinkSetUp(eth0); err != nil {
-		return nil, fmt.Errorf("bring up eth0: %w", err)
+	if !tap {
+		if err := configureEth0(inside, h); err != nil {
+			return nil, err
+		}
 	}
 	if n.Scope == ScopePublic || n.Scope == ScopeAny {
-		gw := gateway(subnet)
-		if err := inside.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
-			return nil, fmt.Errorf("default route via %s: %w", gw, err)
-		}
 		if err := enableForward(); err != nil {
 			return nil, err
 		}
 	}
 	return h, ctx.Err()
+}
+
+// newNamespace creates the namespace of a sandbox at path, with lo up, and
+// returns it with a netlink handle inside it; the caller closes both.
+func newNamespace(path string) (netns.NsHandle, *netlink.Handle, error) {
+	if err := createNetNS(path); err != nil {
+		return 0, nil, err
+	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return 0, nil, fmt.Errorf("open network namespace: %w", err)
+	}
+	inside, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		ns.Close()
+		return 0, nil, fmt.Errorf("netlink in the sandbox's namespace: %w", err)
+	}
+	lo, err := inside.LinkByName("lo")
+	if err == nil {
+		err = inside.LinkSetUp(lo)
+	}
+	if err != nil {
+		inside.Close()
+		ns.Close()
+		return 0, nil, fmt.Errorf("bring up lo: %w", err)
+	}
+	return ns, inside, nil
+}
+
+// addPort creates the sandbox's port on the bridge br, down: the host side
+// of a veth pair whose other end is eth0 in ns, or a tap. It names it with
+// the sandbox's tag and address, and turns IPv6 off on it.
+func addPort(h *Handle, br netlink.Link, tap bool, ns netns.NsHandle) (netlink.Link, error) {
+	n := h.net
+	la := netlink.LinkAttrs{Name: VethName(n.Project, n.Name), Alias: sandboxTag(n.Project, n.Name) + " " + n.IP.String(),
+		MasterIndex: br.Attrs().Index, MTU: h.mtu}
+	var err error
+	if tap {
+		la.Name = TapName(n.Project, n.Name)
+		h.tap = la.Name
+		// Not multi-queue, as libkrun opens it; the opener's own flags
+		// (IFF_NO_PI, IFF_VNET_HDR) replace these.
+		err = netlink.LinkAdd(&netlink.Tuntap{LinkAttrs: la, Mode: netlink.TUNTAP_MODE_TAP,
+			Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR})
+	} else {
+		err = netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerHardwareAddr: MACFor(n.IP),
+			PeerNamespace: netlink.NsFd(int(ns))})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", la.Name, err)
+	}
+	port, err := netlink.LinkByName(la.Name)
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", la.Name, err)
+	}
+	if err := netlink.LinkSetAlias(port, la.Alias); err != nil {
+		return nil, fmt.Errorf("name link %s: %w", la.Name, err)
+	}
+	if tap { // the tap ioctls take no MTU
+		if err := netlink.LinkSetMTU(port, h.mtu); err != nil {
+			return nil, fmt.Errorf("MTU of %s: %w", la.Name, err)
+		}
+	}
+	if err := disableIPv6(la.Name); err != nil {
+		return nil, err
+	}
+	return port, nil
+}
+
+// configureEth0 gives the sandbox's end of its veth pair its address and
+// routes, and announces it.
+func configureEth0(inside *netlink.Handle, h *Handle) error {
+	eth0, err := inside.LinkByName("eth0")
+	if err != nil {
+		return fmt.Errorf("eth0 in the sandbox: %w", err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: h.net.IP.AsSlice(), Mask: net.CIDRMask(h.net.Subnet.Bits(), 32)}}
+	if err := inside.AddrAdd(eth0, addr); err != nil {
+		return fmt.Errorf("address %s on eth0: %w", addr, err)
+	}
+	if err := inside.LinkSetUp(eth0); err != nil {
+		return fmt.Errorf("bring up eth0: %w", err)
+	}
+	// The bridge enables the port once the kernel's link watcher has seen
+	// its carrier, a moment after eth0 is up; an announcement sent before
+	// is dropped.
+	waitForwarding(VethName(h.net.Project, h.net.Name), time.Second)
+	if err := announce(h.nsPath, eth0.Attrs().Index, h.net.IP); err != nil {
+		return err
+	}
+	if gw := h.DefaultRoute(); gw.IsValid() {
+		if err := inside.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
+			return fmt.Errorf("default route via %s: %w", gw, err)
+		}
+	}
+	return nil
 }
 
 // ensureBridge returns the bridge of a network and its subnet, creating it
@@ -166,6 +261,9 @@ func ensureBridge(project, network string, want netip.Prefix) (netlink.Link, net
 		if want.IsValid() && want != have {
 			return nil, netip.Prefix{}, fmt.Errorf("network %q runs with subnet %s, not %s: stop its sandboxes (sbx down) before changing its subnet", network, have, want)
 		}
+		if err := setBridgeMAC(l, have); err != nil {
+			return nil, netip.Prefix{}, err
+		}
 		if err := netlink.LinkSetUp(l); err != nil {
 			return nil, netip.Prefix{}, fmt.Errorf("bring up bridge %s: %w", name, err)
 		}
@@ -186,7 +284,8 @@ func ensureBridge(project, network string, want netip.Prefix) (netlink.Link, net
 	} else if r := overlapping(subnet, routes); r != "" {
 		return nil, netip.Prefix{}, fmt.Errorf("subnet %s of network %q overlaps the host's route %s: give the network a subnet no route uses (ip route shows them)", subnet, network, r)
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Alias: networkTag(project, network) + " " + subnet.String()}}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Alias: networkTag(project, network) + " " + subnet.String(),
+		HardwareAddr: MACFor(gateway(subnet))}}
 	if err := netlink.LinkAdd(br); err != nil {
 		return nil, netip.Prefix{}, fmt.Errorf("create bridge %s: %w", name, err)
 	}
@@ -208,6 +307,81 @@ func ensureBridge(project, network string, want netip.Prefix) (netlink.Link, net
 		return nil, netip.Prefix{}, fmt.Errorf("bring up bridge %s: %w", name, err)
 	}
 	return l, subnet, nil
+}
+
+// setBridgeMAC gives a bridge the MAC of its gateway address (a bridge made
+// by an older sbx has the lowest MAC of its ports, which changes as sandboxes
+// come and go, and the sandboxes' entries for their gateway go stale).
+func setBridgeMAC(l netlink.Link, subnet netip.Prefix) error {
+	want := MACFor(gateway(subnet))
+	if bytes.Equal(l.Attrs().HardwareAddr, want) {
+		return nil
+	}
+	if err := netlink.LinkSetHardwareAddr(l, want); err != nil {
+		return fmt.Errorf("set the MAC of bridge %s to %s: %w", l.Attrs().Name, want, err)
+	}
+	return nil
+}
+
+// forgetNeighbour deletes the host's neighbour entry for a sandbox's address
+// on its bridge: one left by an earlier run of the sandbox may name a MAC
+// that an older sbx chose at random.
+func forgetNeighbour(br netlink.Link, ip netip.Addr) error {
+	err := netlink.NeighDel(&netlink.Neigh{LinkIndex: br.Attrs().Index, Family: netlink.FAMILY_V4, IP: ip.AsSlice()})
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("forget the neighbour entry of %s on %s: %w", ip, br.Attrs().Name, err)
+	}
+	return nil
+}
+
+// waitForwarding waits until the bridge port port forwards, at most max.
+func waitForwarding(port string, max time.Duration) {
+	const forwarding = "3" // BR_STATE_FORWARDING
+	path := "/sys/class/net/" + port + "/brport/state"
+	for deadline := time.Now().Add(max); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if b, err := os.ReadFile(path); err != nil || strings.TrimSpace(string(b)) == forwarding {
+			return
+		}
+	}
+}
+
+// announce sends a gratuitous ARP request for ip from the interface ifindex
+// inside the namespace at nsPath, so that whoever still holds an entry for
+// the address (a peer of the group) updates it at once.
+func announce(nsPath string, ifindex int, ip netip.Addr) error {
+	mac := MACFor(ip)
+	err := Within(nsPath, func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifindex, Halen: 6}
+		copy(to.Addr[:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		return unix.Sendto(fd, garp(mac, ip), 0, to)
+	})
+	if err != nil {
+		return fmt.Errorf("announce %s (gratuitous ARP): %w", ip, err)
+	}
+	return nil
+}
+
+// garp is the ARP payload of a gratuitous request: the sender's and the
+// target's protocol address are both ip.
+func garp(mac net.HardwareAddr, ip netip.Addr) []byte {
+	a := ip.As4()
+	b := []byte{0, 1, 8, 0, 6, 4, 0, 1} // Ethernet, IPv4, request
+	b = append(b, mac...)
+	b = append(b, a[:]...)
+	b = append(b, 0, 0, 0, 0, 0, 0)
+	return append(b, a[:]...)
+}
+
+// htons converts to network byte order, as the packet socket API wants.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
 }
 
 // overlapping describes a route of the main table that overlaps subnet, or
@@ -381,10 +555,10 @@ func restoreForward(fw *firewall) error {
 // namespace, then the bridge and rules of its network when no sandbox is
 // left on it. It is idempotent and needs nothing that Setup returned.
 func Teardown(ctx context.Context, project, name string) error {
-	if err := checkName("project", project); err != nil {
+	if err := checkOldName("project", project); err != nil {
 		return err
 	}
-	if err := checkName("sandbox", name); err != nil {
+	if err := checkOldName("sandbox", name); err != nil {
 		return err
 	}
 	unlock, err := lock(ctx)
@@ -401,7 +575,7 @@ func Teardown(ctx context.Context, project, name string) error {
 // TeardownProject removes everything a project owns, whether or not its
 // sandboxes are still known (what `sbx down` of the whole project wants).
 func TeardownProject(ctx context.Context, project string) error {
-	if err := checkName("project", project); err != nil {
+	if err := checkOldName("project", project); err != nil {
 		return err
 	}
 	unlock, err := lock(ctx)
@@ -442,13 +616,14 @@ func TeardownProject(ctx context.Context, project string) error {
 
 func teardown(project, name string) error {
 	var errs []error
-	veth := VethName(project, name)
-	if l, err := netlink.LinkByName(veth); err == nil {
-		if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete veth %s: %w", veth, err))
+	for _, port := range []string{VethName(project, name), TapName(project, name)} {
+		if l, err := netlink.LinkByName(port); err == nil {
+			if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("delete %s: %w", port, err))
+			}
+		} else if !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("link %s: %w", port, err))
 		}
-	} else if !isNotFound(err) {
-		errs = append(errs, fmt.Errorf("veth %s: %w", veth, err))
 	}
 	fw, err := newFirewall()
 	if err != nil {
@@ -514,7 +689,7 @@ func pruneNetworks(fw *firewall, project string) error {
 // project "" lists those of every project.
 func List(ctx context.Context, project string) (Resources, error) {
 	if project != "" {
-		if err := checkName("project", project); err != nil {
+		if err := checkOldName("project", project); err != nil {
 			return Resources{}, err
 		}
 	}
@@ -535,7 +710,7 @@ func list(project string) (Resources, error) {
 	bridges := map[string]bool{}
 	for _, l := range links {
 		a := l.Attrs()
-		if !strings.HasPrefix(a.Name, bridgePrefix) && !strings.HasPrefix(a.Name, vethPrefix) {
+		if !strings.HasPrefix(a.Name, bridgePrefix) && !strings.HasPrefix(a.Name, vethPrefix) && !strings.HasPrefix(a.Name, tapPrefix) {
 			continue
 		}
 		// A link without alias is from a Setup that died right after

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sbx-dev/sbx/planner"
+	"github.com/sbx-dev/sbx/runtime/diskfile"
 )
 
 // DefaultLockTimeout is how long Lock waits for another sbx by default (--lock-timeout).
@@ -131,68 +132,45 @@ func (s *Store) Lock(ctx context.Context, opts ...LockOption) (*Lock, error) {
 		return nil, fmt.Errorf("lock state: %w", err)
 	}
 	path := s.LockPath()
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("lock state: %w", err)
-	}
 	start := time.Now()
-	deadline := time.NewTimer(o.timeout)
-	defer deadline.Stop()
-	delay := time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
+	wctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	held, err := diskfile.Lock(wctx, path, diskfile.Perm(0o600))
+	if err != nil {
+		if wctx.Err() == nil {
+			return nil, fmt.Errorf("lock state: %w", err)
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock state %s: %w", path, err)
+		le := &LockedError{Path: path, Holder: readHolderAt(path), Waited: time.Since(start).Round(time.Millisecond)}
+		if ctx.Err() != nil {
+			le.Err = ctx.Err()
+		} else {
+			le.Waited = o.timeout
 		}
-		var waitErr error
-		select {
-		case <-ctx.Done():
-			waitErr = ctx.Err()
-		case <-deadline.C:
-			waitErr = errTimeout
-		case <-time.After(delay):
-		}
-		if waitErr != nil {
-			holder := readHolder(f)
-			f.Close()
-			le := &LockedError{Path: path, Holder: holder, Waited: time.Since(start).Round(time.Millisecond)}
-			if waitErr != errTimeout {
-				le.Err = waitErr
-			} else {
-				le.Waited = o.timeout
-			}
-			return nil, le
-		}
-		delay = min(delay*2, 100*time.Millisecond)
+		return nil, le
 	}
+	f := held.File()
 
 	l := &Lock{store: s, f: f, info: LockInfo{Pid: os.Getpid(), Command: o.command, Since: o.now().UTC()}}
+	// The holder record is best effort: with the disk full, stopping sandboxes must still work,
+	// and nothing it needs is written first.
 	b, _ := json.Marshal(l.info)
-	if err := f.Truncate(0); err != nil {
-		l.Unlock()
-		return nil, fmt.Errorf("lock state: record holder: %w", err)
-	}
-	if _, err := f.WriteAt(append(b, '\n'), 0); err != nil {
-		l.Unlock()
-		return nil, fmt.Errorf("lock state: record holder: %w", err)
+	if f.Truncate(0) == nil {
+		_, _ = f.WriteAt(append(b, '\n'), 0)
 	}
 	s.cleanTemps()
 	return l, nil
 }
 
-// errTimeout marks the end of the wait in Lock; it never leaves the package.
-var errTimeout = errors.New("timeout")
-
-// readHolder reads the holder's info from the lock file; a holder that has not written it yet
-// reads as the zero LockInfo.
-func readHolder(f *os.File) LockInfo {
+// readHolderAt reads the holder's info from the lock file; a holder that has not written it
+// yet (or could not) reads as the zero LockInfo.
+func readHolderAt(path string) LockInfo {
 	var info LockInfo
-	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<16))
-	if err == nil {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return info
+	}
+	defer f.Close()
+	if b, err := io.ReadAll(io.LimitReader(f, 1<<16)); err == nil {
 		_ = json.Unmarshal(b, &info)
 	}
 	return info
@@ -236,7 +214,7 @@ func (l *Lock) Write(st *planner.State) error {
 	if err != nil {
 		return fmt.Errorf("write state: encode: %w", err)
 	}
-	if err := WriteFileAtomic(path, append(b, '\n'), 0o644); err != nil {
+	if err := diskfile.WriteAtomic(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	st.Version, st.Lineage, st.Serial, st.Sandboxes = out.Version, out.Lineage, out.Serial, out.Sandboxes

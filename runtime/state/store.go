@@ -6,7 +6,6 @@
 package state
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/sbx-dev/sbx/planner"
+	"github.com/sbx-dev/sbx/runtime/diskfile"
 )
 
 // File names inside the state directory.
@@ -24,7 +24,7 @@ const (
 	DirName       = ".sbx"
 	StateFileName = "state.json"
 	LockFileName  = "state.lock"
-	tempPrefix    = StateFileName + ".tmp-"
+	tempPrefix    = "." + StateFileName + ".tmp-"
 )
 
 // Store is the state store of one project. It holds only paths: creating one touches nothing.
@@ -84,7 +84,7 @@ func (s *Store) Read() (*planner.State, error) {
 }
 
 func readState(path string) (*planner.State, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -107,9 +107,8 @@ func readState(path string) (*planner.State, error) {
 	if *head.Version < 1 {
 		return nil, &CorruptError{Path: path, Err: fmt.Errorf("invalid version %d", *head.Version)}
 	}
-	st := planner.NewState()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(st); err != nil {
+	st, err := planner.DecodeState(b, *head.Version)
+	if err != nil {
 		return nil, &CorruptError{Path: path, Err: err}
 	}
 	if st.Sandboxes == nil {
@@ -126,61 +125,15 @@ func readState(path string) (*planner.State, error) {
 	return st, nil
 }
 
-// WriteFileAtomic writes data to path so that a reader, or a crash at any point, sees either
-// the old content or the new one: temporary file in the same directory, fsync, rename, fsync of
-// the directory. sbx writes every file it keeps this way.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	prefix := filepath.Base(path) + ".tmp-"
-	f, err := os.CreateTemp(dir, prefix)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
 // ensureDir creates the state directory and its .gitignore ("*") when missing.
+// It refuses a .sbx that is a symlink or belongs to someone else (EnsureDir).
 func (s *Store) ensureDir() error {
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return fmt.Errorf("create state directory: %w", err)
+	if err := EnsureDir(s.dir); err != nil {
+		return fmt.Errorf("state directory: %w", err)
 	}
 	gi := filepath.Join(s.dir, ".gitignore")
-	if _, err := os.Stat(gi); errors.Is(err, fs.ErrNotExist) {
-		if err := WriteFileAtomic(gi, []byte("*\n"), 0o644); err != nil {
+	if _, err := os.Lstat(gi); errors.Is(err, fs.ErrNotExist) {
+		if err := diskfile.WriteAtomic(gi, []byte("*\n"), 0o644); err != nil {
 			return fmt.Errorf("create state directory: %w", err)
 		}
 	}

@@ -151,8 +151,8 @@ func TestUnreadableStateIsNeverOverwritten(t *testing.T) {
 		{"not json", "hello", func(err error) bool { var e *CorruptError; return errors.As(err, &e) }, "is unreadable"},
 		{"no version", `{"serial": 3}`, func(err error) bool { var e *CorruptError; return errors.As(err, &e) }, "no version"},
 		{"bad record", `{"version": 1, "sandboxes": {"db": null}}`, func(err error) bool { var e *CorruptError; return errors.As(err, &e) }, "null record"},
-		{"newer", `{"version": 2, "lineage": "x", "serial": 9, "sandboxes": {}, "new_thing": true}`,
-			func(err error) bool { var e *VersionError; return errors.As(err, &e) && e.Version == 2 }, "has version 2, newer than this sbx reads (1); upgrade sbx"},
+		{"newer", `{"version": 3, "lineage": "x", "serial": 9, "sandboxes": {}, "new_thing": true}`,
+			func(err error) bool { var e *VersionError; return errors.As(err, &e) && e.Version == 3 }, "has version 3, newer than this sbx reads (2); upgrade sbx"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,7 +188,7 @@ func TestCrashLeftovers(t *testing.T) {
 	}
 	_ = l.Unlock()
 	// A writer that crashed between creating its temporary file and the rename.
-	leftover := filepath.Join(s.Dir(), "state.json.tmp-4242")
+	leftover := filepath.Join(s.Dir(), ".state.json.tmp-4242")
 	if err := os.WriteFile(leftover, []byte(`{"version": 1, "serial": 99, "sand`), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -316,4 +316,43 @@ func TestLockIsPerOpenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	lock(t, s, WithTimeout(0))
+}
+
+// A version 1 state (records holding lang's Sandbox as their spec) is read and converted:
+// the plan keeps its old values, and the next write is version 2.
+func TestReadVersion1(t *testing.T) {
+	dir := t.TempDir()
+	s := New(dir)
+	if err := os.MkdirAll(s.Dir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	v1 := `{"version": 1, "lineage": "L", "serial": 4, "sandboxes": {"db": {
+	  "name": "db",
+	  "spec": {"name": "db", "image": "postgres:16", "env": {"PGUSER": "app"},
+	           "ports": [{"host_ip": "127.0.0.1", "host": 5432, "guest": 5432, "protocol": "tcp"}],
+	           "network": {"scope": "group", "group": "default", "ip": "10.89.0.2", "ip_allocated": true}},
+	  "fingerprints": {"image": "x"}, "status": "running", "pid": 1, "generation": 2}}}`
+	if err := os.WriteFile(s.StatePath(), []byte(v1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := st.Sandboxes["db"]
+	if r == nil || r.Spec.Image != "postgres:16" || len(r.Spec.Ports) != 1 || r.Spec.Ports[0].Host != 5432 ||
+		string(r.Spec.Fields["env.PGUSER"]) != `"app"` || r.Generation != 2 || st.Serial != 4 {
+		t.Fatalf("converted record: %+v", r)
+	}
+	if ips := st.AllocatedIPs(); ips["db"].String() != "10.89.0.2" {
+		t.Errorf("allocated IPs after conversion: %v", ips)
+	}
+	l := lock(t, s)
+	if err := l.Write(st); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(s.StatePath())
+	if !strings.Contains(string(b), `"version": 2`) {
+		t.Errorf("rewritten state:\n%s", b)
+	}
 }

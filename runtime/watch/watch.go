@@ -41,6 +41,10 @@ type Options struct {
 	Ignore func(path string, isDir bool) bool
 	// Errors receives errors of the underlying watcher (nil: dropped).
 	Errors func(error)
+	// Queued is told, once per batch, about the first change that arrives while the
+	// previous batch is still being handled; that change is delivered as soon as the
+	// handler returns (nil: nothing is said).
+	Queued func(path string)
 }
 
 // Watcher watches files and trees.
@@ -199,9 +203,9 @@ func EditorTemp(base string) bool {
 	return false
 }
 
-// Run delivers batches to fn until ctx ends. fn runs on Run's goroutine: events that arrive
-// while it runs are collected into the next batch, so a slow consumer gets one batch with
-// everything rather than a queue of them.
+// Run delivers batches to fn until ctx ends or the watcher is closed. fn runs on its own
+// goroutine, one batch at a time: changes that arrive meanwhile are collected (and
+// announced through Options.Queued) and delivered as the next batch once fn returns.
 func (w *Watcher) Run(ctx context.Context, fn func(Batch)) error {
 	pending := map[string]bool{}
 	var first time.Time
@@ -209,9 +213,11 @@ func (w *Watcher) Run(ctx context.Context, fn func(Batch)) error {
 	quiet.Stop()
 	var maxC <-chan time.Time
 	var maxT *time.Timer
+	var done chan struct{} // non-nil while fn runs
+	queued := false        // Options.Queued was told about the pending batch
 
 	deliver := func() {
-		if len(pending) == 0 {
+		if len(pending) == 0 || done != nil {
 			return
 		}
 		b := Batch{At: time.Now()}
@@ -220,32 +226,52 @@ func (w *Watcher) Run(ctx context.Context, fn func(Batch)) error {
 		}
 		sort.Strings(b.Paths)
 		pending = map[string]bool{}
-		first = time.Time{}
+		first, queued = time.Time{}, false
 		if maxT != nil {
 			maxT.Stop()
 			maxC = nil
 		}
-		fn(b)
+		done = make(chan struct{})
+		go func(done chan struct{}) {
+			defer close(done)
+			fn(b)
+		}(done)
+	}
+	// finish waits for a handler still running: Run never returns under it.
+	finish := func() error {
+		if done != nil {
+			<-done
+		}
+		return nil
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return finish()
+		case <-done:
+			done = nil
+			if len(pending) > 0 {
+				quiet.Reset(w.o.Quiet)
+			}
 		case err, ok := <-w.fw.Errors:
 			if !ok {
-				return nil
+				return finish()
 			}
 			if w.o.Errors != nil {
 				w.o.Errors(err)
 			}
 		case ev, ok := <-w.fw.Events:
 			if !ok {
-				return nil
+				return finish()
 			}
 			if !w.accept(ev) {
 				continue
 			}
-			pending[ev.Name] = true
+			pending[filepath.Clean(ev.Name)] = true
+			if done != nil && !queued && w.o.Queued != nil {
+				queued = true
+				w.o.Queued(filepath.Clean(ev.Name))
+			}
 			if first.IsZero() {
 				first = time.Now()
 				maxT = time.NewTimer(w.o.Max)
@@ -262,10 +288,14 @@ func (w *Watcher) Run(ctx context.Context, fn func(Batch)) error {
 
 // accept filters one event, and follows new directories of recursive roots.
 func (w *Watcher) accept(ev fsnotify.Event) bool {
-	if ev.Op == fsnotify.Chmod {
-		return false // touched metadata (atime, editors' chmod) changes nothing
-	}
 	path := filepath.Clean(ev.Name)
+	if ev.Op == fsnotify.Chmod {
+		// touch(1) of a file is a change on purpose (Tilt users restart that way); metadata
+		// changes of directories are not.
+		if st, err := os.Lstat(path); err != nil || st.IsDir() {
+			return false
+		}
+	}
 	rel, recursive := w.relevant(path)
 	if !rel {
 		return false

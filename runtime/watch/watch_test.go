@@ -189,3 +189,79 @@ func TestGlobSeesNewFiles(t *testing.T) {
 		t.Fatalf("batch %v", b.Paths)
 	}
 }
+
+// A change that arrives while a batch is being handled is announced once and delivered as
+// the next batch when the handler returns, never lost and never handled concurrently.
+func TestChangeDuringHandlingIsQueued(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "Sandboxfile")
+	write(t, file, "a")
+	queued := make(chan string, 10)
+	w := newWatcher(t, Options{Queued: func(p string) { queued <- p }})
+	if err := w.AddFile(file); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	handling := make(chan struct{})
+	release := make(chan struct{})
+	batches := make(chan Batch, 10)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		first := true
+		_ = w.Run(ctx, func(b Batch) {
+			if first {
+				first = false
+				close(handling)
+				<-release
+			}
+			batches <- b
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done; w.Close() })
+
+	write(t, file, "b")
+	<-handling // the first batch is being handled
+	write(t, file, "c")
+	select {
+	case p := <-queued:
+		if p != file {
+			t.Fatalf("queued %s, want %s", p, file)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a change during handling was not announced as queued")
+	}
+	write(t, file, "d") // still the same queued batch: announced once
+	none(t, batches, 200*time.Millisecond)
+	close(release)
+	if b := next(t, batches); len(b.Paths) != 1 {
+		t.Fatalf("first batch %v", b.Paths)
+	}
+	if b := next(t, batches); len(b.Paths) != 1 || b.Paths[0] != file {
+		t.Fatalf("queued batch %v", b.Paths)
+	}
+	select {
+	case p := <-queued:
+		t.Fatalf("announced twice: %s", p)
+	default:
+	}
+}
+
+// touch(1) of a watched file is a change (Tilt users restart that way).
+func TestTouchIsAChange(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "main.go")
+	write(t, file, "package main")
+	w := newWatcher(t, Options{})
+	if err := w.AddTree(dir); err != nil {
+		t.Fatal(err)
+	}
+	ch := run(t, w)
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(file, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if b := next(t, ch); len(b.Paths) != 1 || b.Paths[0] != file {
+		t.Fatalf("batch %v", b.Paths)
+	}
+}
