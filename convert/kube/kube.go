@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sbx-dev/sbx/convert"
@@ -324,6 +325,10 @@ func (e *exporter) sandbox(sb *lang.Sandbox) File {
 	}
 	sort.Strings(envNames)
 	for _, k := range envNames {
+		if msgs := validation.IsEnvVarName(k); len(msgs) > 0 {
+			e.note(sb.Name, "env."+k, "not a Kubernetes variable name (%s): left out", msgs[0])
+			continue
+		}
 		if sensitive("env."+k) || looksSecret(k) {
 			secret[k] = e.rewriteIPs(sb.Env[k])
 			continue
@@ -356,8 +361,13 @@ func (e *exporter) sandbox(sb *lang.Sandbox) File {
 		})
 	}
 
+	seenPort := map[corev1.ContainerPort]bool{}
 	for _, p := range sb.Ports {
-		c.Ports = append(c.Ports, corev1.ContainerPort{ContainerPort: int32(p.Guest), Protocol: protocol(p.Protocol)})
+		cp := corev1.ContainerPort{ContainerPort: int32(p.Guest), Protocol: protocol(p.Protocol)}
+		if !seenPort[cp] {
+			seenPort[cp] = true
+			c.Ports = append(c.Ports, cp)
+		}
 	}
 	cpu := resource.MustParse(strconv.Itoa(max(1, sb.CPUs)))
 	mem := resource.MustParse(fmt.Sprintf("%dMi", max(1, sb.MemoryMiB)))
