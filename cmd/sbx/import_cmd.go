@@ -31,7 +31,7 @@ type importOutput struct {
 type importComposeCmd struct {
 	Files            []string `arg:"" optional:"" name:"file" help:"Compose files, merged in order as docker compose -f does; -f FILE works too (default: compose.yaml or docker-compose.yml here, and its override file)." type:"path"`
 	Profile          []string `help:"Activate a Compose profile (repeatable; default: COMPOSE_PROFILES)." placeholder:"NAME"`
-	EnvFile          []string `help:"Read variables for interpolation from FILE instead of .env (repeatable)." placeholder:"FILE" type:"path"`
+	EnvFile          []string `sep:"none" help:"Read variables for interpolation from FILE instead of .env (repeatable)." placeholder:"FILE" type:"path"`
 	ProjectName      string   `help:"The Compose project name (default: the file's name: key, or the directory's name)." placeholder:"NAME"`
 	ProjectDirectory string   `help:"The Compose project directory (default: the first file's directory)." placeholder:"DIR" type:"path"`
 	importOutput
