@@ -26,7 +26,8 @@ var (
 	imgErr   error
 )
 
-// sbxBinary builds sbx once per test binary, as make build does: static (no cgo), stripped.
+// sbxBinary builds sbx once per test binary, as make build does: static (no cgo), stripped,
+// with sbx-init and sbx-convert next to it.
 func sbxBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -36,10 +37,14 @@ func sbxBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "sbx")
-		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, ".")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		// sbx and its helpers side by side, as make install puts them.
+		for _, b := range []struct{ out, pkg string }{{binPath, "."}, {filepath.Join(dir, "sbx-init"), "../sbx-init"}, {filepath.Join(dir, "sbx-convert"), "../sbx-convert"}} {
+			build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.out, b.pkg)
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				binErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
 		}
 	})
 	if binErr != nil {
