@@ -12,10 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 
+	"github.com/sbx-dev/sbx/lang"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -149,58 +148,10 @@ func expandedSize(n *yaml.Node, memo map[*yaml.Node]int, active map[*yaml.Node]b
 	return size, true
 }
 
-// SensitiveHostPath says why a host path must not be mounted into a sandbox, or "". It
-// follows lang's host path policy (lang/hostpath.go), which refuses such mounts unless the
-// project lists them in allow_host_paths: an import never adds that consent on its own.
+// SensitiveHostPath says why a host path must not be mounted into a sandbox, or "": lang's
+// host path policy, which refuses such mounts unless the project lists them in
+// allow_host_paths; an import never adds that consent on its own.
 func SensitiveHostPath(p, project string) string {
-	p = filepath.Clean(p)
-	if r, err := filepath.EvalSymlinks(p); err == nil {
-		p = r
-	}
-	if r, err := filepath.EvalSymlinks(project); err == nil {
-		project = r
-	}
-	if rel, err := filepath.Rel(project, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-		return "" // the project's own files, wherever it is checked out
-	}
-	for _, s := range []string{"/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/run", "/var/run",
-		"/var/lib/docker", "/var/lib/containerd", "/var/lib/containers", "/var/lib/kubelet",
-		"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/tmp/.X11-unix"} {
-		if pathRelated(p, s) {
-			return "it would expose the host's " + s
-		}
-	}
-	if strings.HasSuffix(p, ".sock") {
-		return "a control socket is the host's"
-	}
-	home, _ := os.UserHomeDir()
-	for _, h := range []string{home, "/home/*", "/Users/*"} {
-		if h == "" {
-			continue
-		}
-		for _, s := range []string{".ssh", ".gnupg", ".aws", ".azure", ".config/gcloud", ".kube", ".docker", ".config/gh",
-			".netrc", ".git-credentials", ".password-store", ".pgpass", ".vault-token", ".npmrc", ".pypirc",
-			".local/share/keyrings", ".mozilla", ".config/google-chrome", ".config/chromium", ".local/share/sbx"} {
-			if pathRelated(p, filepath.Join(h, s)) {
-				return "it holds or contains credentials (" + s + ")"
-			}
-		}
-	}
-	return ""
-}
-
-// pathRelated reports whether p is rule, lies below it, or contains it; "*" in rule matches
-// one name.
-func pathRelated(p, rule string) bool {
-	pc := strings.Split(strings.Trim(p, "/"), "/")
-	rc := strings.Split(strings.Trim(rule, "/"), "/")
-	if strings.Trim(p, "/") == "" {
-		pc = nil
-	}
-	for i := 0; i < min(len(pc), len(rc)); i++ {
-		if rc[i] != "*" && rc[i] != pc[i] {
-			return false
-		}
-	}
-	return true
+	env := map[string]string{"HOME": os.Getenv("HOME"), "SBX_HOME": os.Getenv("SBX_HOME")}
+	return lang.SensitiveHostPath(p, project, env)
 }
