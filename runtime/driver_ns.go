@@ -20,6 +20,7 @@ import (
 	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/runtime/ns"
 	"github.com/sbx-dev/sbx/runtime/nsnet"
+	"github.com/sbx-dev/sbx/runtime/sbxinit"
 	"github.com/sbx-dev/sbx/runtime/spec"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
@@ -88,6 +89,8 @@ func (d *nsDriver) nsConfig(s *spec.RunSpec) ns.Config {
 		MemoryMiB:    s.Resources.MemoryMiB,
 		Pids:         s.Resources.Pids,
 		CgroupParent: cgroupParent(s.Project),
+		InitLayer:    nsInitLayer(s.Dir),
+		ControlDir:   filepath.Dir(nsControlSocket(s)),
 	}
 	for _, m := range s.Mounts {
 		cfg.Mounts = append(cfg.Mounts, ns.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
@@ -123,11 +126,10 @@ func (d *nsDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writer
 	}
 	inst.handle = h
 	cfg.NetNS = h.NetNSPath()
-	cfg.Hosts = hostsFile(s, h.IP())
 	if err := inst.publish(); err != nil {
 		return nil, err
 	}
-	cfg.ResolvConf = nsnet.ResolvConf(string(s.Network.Scope), inst.serveDNS(console))
+	cfg.Network = nsInitNetwork(s, h, inst.serveDNS(console))
 	p, err := ns.Start(context.WithoutCancel(ctx), []string{d.exe, NSChildCommand}, cfg, console, console)
 	if err != nil {
 		return nil, err
@@ -297,20 +299,37 @@ func removeEmptyCgroupParents(project string) {
 	}
 }
 
-// hostsFile is the sandbox's /etc/hosts: localhost, itself, and the other sandboxes of its
-// group by name.
-func hostsFile(s *spec.RunSpec, ip netip.Addr) string {
-	var b strings.Builder
-	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-	if ip.IsValid() {
-		fmt.Fprintf(&b, "%s\t%s\n", ip, s.Process.Hostname)
-	} else {
-		fmt.Fprintf(&b, "127.0.1.1\t%s\n", s.Process.Hostname)
+// nsInitLayer is the sandbox's init layer: sbx-init and its run config (runtime/sbxinit).
+func nsInitLayer(dir string) string { return filepath.Join(dir, "init") }
+
+// nsControlSocket is the host end of the init's control socket, where the krun driver has
+// its own: <sandbox dir>/ctl/init.sock.
+func nsControlSocket(s *spec.RunSpec) string {
+	return filepath.Join(s.Dir, "ctl", sbxinit.ControlSocket)
+}
+
+// nsInitNetwork is what the init writes into the sandbox's /etc: hosts (localhost, itself at
+// its address, its group's peers, as sbxinit.FromSpec lists them) and resolv.conf (the DNS
+// forwarder on the gateway, dns non-nil; else the host's name servers the scope may reach,
+// or none). nsnet has configured eth0 in the namespace already: the init configures no
+// interface.
+func nsInitNetwork(s *spec.RunSpec, h *nsnet.Handle, dns *nsnet.Handle) *sbxinit.Network {
+	n := sbxinit.FromSpec(s).Network
+	if n == nil {
+		n = &sbxinit.Network{}
 	}
-	for _, name := range sortedKeys(s.Network.Peers) {
-		fmt.Fprintf(&b, "%s\t%s\n", s.Network.Peers[name], name)
+	n.Interface = ""
+	n.Address = netip.Prefix{}
+	if ip := h.IP(); ip.IsValid() {
+		n.Address = netip.PrefixFrom(ip, ip.BitLen())
 	}
-	return b.String()
+	switch scope := string(s.Network.Scope); {
+	case dns != nil && dns.Gateway().IsValid():
+		n.DNS = []netip.Addr{dns.Gateway()}
+	case scope == nsnet.ScopePublic || scope == nsnet.ScopeAny:
+		n.DNS = nsnet.Nameservers(scope)
+	}
+	return n
 }
 
 // writableLayer prepares dir/rw for the overlay's upper and work directories, refusing any

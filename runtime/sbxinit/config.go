@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Version is the version of the config.json document. The init refuses another one.
@@ -66,6 +67,29 @@ type Config struct {
 	// Security restricts every process the init starts (the payload and each exec), never
 	// the init itself, which needs its privileges to mount and to serve exec. Nil: none.
 	Security *Security `json:"security,omitempty"`
+	// ReportFD, when not 0, is an inherited descriptor (a pipe to the supervisor; the ns
+	// driver passes 3) on which the init writes [Event]s as JSON lines: the payload started,
+	// the setup failed, the payload ended (with its exact status: an exit code of 143 and a
+	// SIGTERM differ). The init marks it close-on-exec: nothing it starts inherits it.
+	ReportFD int `json:"report_fd,omitempty"`
+}
+
+// Event is one line the init writes on [Config.ReportFD].
+type Event struct {
+	// Event is "started" (the payload runs and the control socket listens), "error" (the
+	// setup or the payload's start failed; the init exits with Code) or "exit" (the payload
+	// ended with Status; the init exits next).
+	Event string `json:"event"`
+	// Pid is the payload's pid in the sandbox ("started").
+	Pid int `json:"pid,omitempty"`
+	// Error says what failed ("error"); Errno is the failing system call's error, if any.
+	Error string        `json:"error,omitempty"`
+	Errno syscall.Errno `json:"errno,omitempty"`
+	// Code is the init's exit code for the failure: ExitSetup, ExitNotExecutable or
+	// ExitNotFound ("error").
+	Code int `json:"code,omitempty"`
+	// Status is how the payload ended ("exit").
+	Status *ExitStatus `json:"status,omitempty"`
 }
 
 // Security is what confines the processes the init starts. It is applied to a dedicated
@@ -299,6 +323,9 @@ func (c *Config) Validate() error {
 		if len(sec.Seccomp) > 4096 {
 			bad("security.seccomp: %d instructions, a filter holds at most 4096", len(sec.Seccomp))
 		}
+	}
+	if c.ReportFD != 0 && c.ReportFD < 3 {
+		bad("report_fd %d: a descriptor above stderr (3 or more)", c.ReportFD)
 	}
 	if p := c.Control.UnixPath; p != "" && (!path.IsAbs(p) || len(p) > 107) {
 		bad("control.unix_path %q: an absolute path of at most 107 bytes", p)

@@ -1,6 +1,7 @@
 package sbxinit
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,12 @@ func Run(configPath string, console io.Writer) int {
 	if err != nil {
 		return fail(ExitSetup, err)
 	}
+	rep := newReporter(cfg.ReportFD)
+	fail = func(code int, err error) int {
+		fmt.Fprintf(console, "sbx-init: %v\n", err)
+		rep.send(Event{Event: "error", Error: err.Error(), Errno: errnoOf(err), Code: code})
+		return code
+	}
 	in := &initProc{cfg: cfg, procs: newProcTable(), console: console, ctlDir: -1}
 	in.status.State = StateStarting
 	// Signals are caught before anything starts, so none is lost and every child is reaped.
@@ -91,6 +98,9 @@ func Run(configPath string, console io.Writer) int {
 		in.srv.finish(reportTimeout)
 		return code
 	}
+	if !lateFailure {
+		rep.send(Event{Event: "started", Pid: p.pid})
+	}
 	for {
 		select {
 		case ws := <-p.done:
@@ -99,6 +109,7 @@ func Run(configPath string, console io.Writer) int {
 			}
 			st := exitStatusOf(ws)
 			in.setExited(st)
+			rep.send(Event{Event: "exit", Status: &st})
 			in.srv.finish(reportTimeout)
 			return st.Code
 		case s := <-sigs:
@@ -351,4 +362,46 @@ func executable(p string) error {
 		return &startError{ExitNotExecutable, fmt.Errorf("exec %s: permission denied (not executable)", p)}
 	}
 	return nil
+}
+
+// reporter writes Events on Config.ReportFD, when there is one.
+type reporter struct{ fd int }
+
+func newReporter(fd int) reporter {
+	if fd <= 0 {
+		return reporter{fd: -1}
+	}
+	// Nothing the init starts may hold the supervisor's pipe.
+	syscall.CloseOnExec(fd)
+	return reporter{fd: fd}
+}
+
+// send writes one event; a supervisor that stopped listening is not the init's failure.
+func (r reporter) send(ev Event) {
+	if r.fd < 0 {
+		return
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	for b = append(b, '\n'); len(b) > 0; {
+		n, err := unix.Write(r.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return
+		}
+		b = b[n:]
+	}
+}
+
+// errnoOf is the system call error in err's chain, or 0.
+func errnoOf(err error) syscall.Errno {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return 0
 }

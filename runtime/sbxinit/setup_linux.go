@@ -346,11 +346,15 @@ func writeEtc(cfg *Config) error {
 		dst := "/etc/" + name
 		if fi, err := os.Lstat(dst); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			// Images link resolv.conf to systemd's; replace the link in the writable layer.
-			if err := os.Remove(dst); err != nil {
+			if err := os.Remove(dst); errors.Is(err, unix.EROFS) {
+				continue // a read-only root (the ns driver without a writable layer) keeps it
+			} else if err != nil {
 				return fmt.Errorf("write %s: %w", dst, err)
 			}
 		}
-		if err := ensureFile(dst); err != nil {
+		if err := ensureFile(dst); errors.Is(err, unix.EROFS) {
+			continue // a read-only root without the file: nothing to bind over
+		} else if err != nil {
 			return fmt.Errorf("write %s: %w", dst, err)
 		}
 		if err := unix.Mount(path.Join(RunDir, name), dst, "", unix.MS_BIND, ""); err != nil {
