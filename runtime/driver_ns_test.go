@@ -80,10 +80,36 @@ func freeSubnet(t *testing.T) netip.Prefix {
 	return netip.Prefix{}
 }
 
+// sbxInit builds, once per test binary, the sandboxes' init as make build does (static, no
+// cgo); useInit points the driver at it (the test binary has no sbx-init next to it).
+var sbxInit = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sbx-init-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "sbx-init")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "../cmd/sbx-init")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build sbx-init: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func useInit(t *testing.T) {
+	t.Helper()
+	bin, err := sbxInit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SBX_INIT", bin)
+}
+
 func TestNSDriverConformance(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the ns driver needs root")
 	}
+	useInit(t)
 	layer, err := busyboxLayer()
 	if err != nil {
 		t.Fatal(err)

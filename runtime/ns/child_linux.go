@@ -648,4 +648,3 @@ func setupDev(rootFD int) error {
 	}
 	return nil
 }
-

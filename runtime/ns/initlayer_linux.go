@@ -134,4 +134,3 @@ func withDefault(env []string, key, value string) []string {
 	}
 	return append(env[:len(env):len(env)], key+"="+value)
 }
-
