@@ -26,7 +26,8 @@ var (
 	imgErr   error
 )
 
-// sbxBinary builds sbx once per test binary, as make build does: static (no cgo), stripped.
+// sbxBinary builds sbx once per test binary, as make build does: static (no cgo), stripped,
+// with sbx-init, the sandboxes' init, next to it.
 func sbxBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -36,10 +37,13 @@ func sbxBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "sbx")
-		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, ".")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		for _, args := range [][]string{{"-o", binPath, "."}, {"-o", filepath.Join(dir, "sbx-init"), "../sbx-init"}} {
+			build := exec.Command("go", append([]string{"build", "-trimpath", "-ldflags", "-s -w"}, args...)...)
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				binErr = fmt.Errorf("go build: %v\n%s", err, out)
+				return
+			}
 		}
 	})
 	if binErr != nil {
