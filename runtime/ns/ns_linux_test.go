@@ -978,3 +978,110 @@ func BenchmarkStartStop(b *testing.B) {
 	}
 	b.ReportMetric(float64((cpu()-before).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 }
+
+func TestExitCodeIsNotASignal(t *testing.T) {
+	// The init exits with 143 in both cases; the report pipe tells them apart.
+	if _, st := run(t, newConfig(t, "sh", "-c", "exit 143")); st != (ExitStatus{Code: 143}) {
+		t.Fatalf("exit 143: status %v", st)
+	}
+	if _, st := run(t, newConfig(t, "sh", "-c", "kill -TERM $$")); st != (ExitStatus{Code: 143, Signal: syscall.SIGTERM}) {
+		t.Fatalf("kill -TERM: status %v", st)
+	}
+}
+
+// TestControlSocketExec: the init's control socket, bound from ControlDir, serves exec to the
+// host; what it runs is confined as the payload is, and /.sbx is hidden from both.
+func TestControlSocketExec(t *testing.T) {
+	cfg := newConfig(t, "sh", "-c", "echo payload-ready; exec sleep 60")
+	cfg.ControlDir = filepath.Join(t.TempDir(), "ctl")
+	cfg.User = "app"
+	var out syncBuffer
+	p, err := start(t, cfg, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Signal(syscall.SIGKILL); _, _ = p.Wait() }()
+	if st, err := os.Stat(cfg.ControlDir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("control directory: %v %v, want mode 0700", st, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := sbxinit.DialUnix(ctx, filepath.Join(cfg.ControlDir, sbxinit.ControlSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil || st.State != sbxinit.StateRunning || st.Pid < 2 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	var stdout, stderr bytes.Buffer
+	code, err := c.Exec(ctx, sbxinit.ExecRequest{Argv: []string{"sh", "-c", `echo "$(id -u) $(hostname) $(ls -A /.sbx | wc -l)"
+grep -E '^(NoNewPrivs|Seccomp|CapBnd):' /proc/self/status | tr -d '\t'
+mount -t tmpfs x /tmp 2>/dev/null && echo mounted
+cat /proc/1/environ >/dev/null 2>&1 && echo init-environ-read
+ls /proc/1/root/ >/dev/null 2>&1 && echo init-root-listed
+exit 3`}}, nil, &stdout, &stderr)
+	if err != nil || code != 3 {
+		t.Fatalf("exec: code %d, %v; stderr %q", code, err, stderr.String())
+	}
+	want := fmt.Sprintf("1000 %s 0\nCapBnd:%016x\nNoNewPrivs:1\nSeccomp:2\n", cfg.Name, keptMask())
+	if stdout.String() != want {
+		t.Fatalf("exec output %q, want %q (stderr %q)", stdout.String(), want, stderr.String())
+	}
+	if _, err := c.Exec(ctx, sbxinit.ExecRequest{Argv: []string{"nosuch"}}, nil, io.Discard, io.Discard); err == nil {
+		t.Fatal("exec of a missing program succeeded")
+	}
+	// The payload, signalled through the socket, ends; its status is exact.
+	if err := c.Signal(ctx, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Wait(); err != nil || st != (ExitStatus{Code: 143, Signal: syscall.SIGTERM}) {
+		t.Fatalf("status %v, %v", st, err)
+	}
+}
+
+// keptMask is keptCapabilities as a bit mask, as /proc/PID/status shows it.
+func keptMask() uint64 {
+	var m uint64
+	for _, c := range keptCapabilities() {
+		m |= 1 << c
+	}
+	return m
+}
+
+// TestShellless: an image of one static program and nothing else (no shell, no /etc, no
+// mount points), as distroless images are, runs as root and as a numeric user.
+func TestShellless(t *testing.T) {
+	needRoot(t)
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("no busybox")
+	}
+	layer := filepath.Join(t.TempDir(), "layer")
+	if err := os.MkdirAll(filepath.Join(layer, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busybox runs the applet its name says.
+	if err := os.WriteFile(filepath.Join(layer, "app", "id"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"", "65532:65532"} {
+		cfg := newConfig(t, "/app/id")
+		cfg.Layers = []string{layer}
+		cfg.Env = nil
+		cfg.User = user
+		out, st := run(t, cfg)
+		want := "uid=0 gid=0 groups=0\n"
+		if user != "" {
+			want = "uid=65532 gid=65532 groups=65532\n"
+		}
+		if st != (ExitStatus{}) || out != want {
+			t.Fatalf("user %q: got %q, %v; want %q", user, out, st, want)
+		}
+	}
+}
