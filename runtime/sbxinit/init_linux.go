@@ -1,17 +1,18 @@
 package sbxinit
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -381,11 +382,9 @@ func (r reporter) send(ev Event) {
 	if r.fd < 0 {
 		return
 	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return
-	}
-	for b = append(b, '\n'); len(b) > 0; {
+	// By hand: encoding/json would build its encoders for Event on the start-up path.
+	b := append(ev.appendJSON(make([]byte, 0, 128)), '\n')
+	for len(b) > 0 {
 		n, err := unix.Write(r.fd, b)
 		if err == unix.EINTR {
 			continue
@@ -404,4 +403,55 @@ func errnoOf(err error) syscall.Errno {
 		return errno
 	}
 	return 0
+}
+
+// appendJSON appends ev as JSON, as encoding/json would write it.
+func (ev Event) appendJSON(b []byte) []byte {
+	b = append(b, `{"event":`...)
+	b = appendJSONString(b, ev.Event)
+	if ev.Pid != 0 {
+		b = strconv.AppendInt(append(b, `,"pid":`...), int64(ev.Pid), 10)
+	}
+	if ev.Error != "" {
+		b = appendJSONString(append(b, `,"error":`...), ev.Error)
+	}
+	if ev.Errno != 0 {
+		b = strconv.AppendUint(append(b, `,"errno":`...), uint64(ev.Errno), 10)
+	}
+	if ev.Code != 0 {
+		b = strconv.AppendInt(append(b, `,"code":`...), int64(ev.Code), 10)
+	}
+	if ev.Status != nil {
+		b = strconv.AppendInt(append(b, `,"status":{"code":`...), int64(ev.Status.Code), 10)
+		if ev.Status.Signal != 0 {
+			b = strconv.AppendInt(append(b, `,"signal":`...), int64(ev.Status.Signal), 10)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r == '\n':
+			b = append(b, '\\', 'n')
+		case r == '\r':
+			b = append(b, '\\', 'r')
+		case r == '\t':
+			b = append(b, '\\', 't')
+		case r < 0x20 || r == '<' || r == '>' || r == '&':
+			b = append(b, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
 }

@@ -215,6 +215,14 @@ const linkWait = 2 * time.Second
 // configureNetwork brings lo up and configures the interface statically, over one netlink
 // socket.
 func configureNetwork(n *Network) error {
+	if n == nil || n.Interface == "" {
+		// Only lo: one ioctl, which costs less than setting up netlink (the ns driver's
+		// sandboxes, whose interfaces the host configured).
+		if err := loUp(); err != nil {
+			return fmt.Errorf("network: bring lo up: %w", err)
+		}
+		return nil
+	}
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("network: netlink: %w", err)
@@ -282,6 +290,27 @@ func configureNetwork(n *Network) error {
 		}
 	}
 	return nil
+}
+
+// loUp brings lo up, unless it is.
+func loUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	if ifr.Uint16()&unix.IFF_UP != 0 {
+		return nil
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
 func hostNet(ip net.IP) *net.IPNet {
