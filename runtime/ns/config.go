@@ -87,6 +87,10 @@ type Config struct {
 	ControlDir string `json:"control_dir,omitempty"`
 }
 
+// ChildCommand is the argument that makes a program the namespace child (it
+// calls [RunChild]): sbx-init (cmd/sbx-init) and sbx take it.
+const ChildCommand = "__ns"
+
 // DefaultPids is the sandbox's pids limit when Config.Pids is 0: enough for
 // any service, low enough that a fork bomb stays inside. MinPids is the
 // lowest limit Config.Pids may set: the sandbox's init is a Go program with

@@ -952,7 +952,16 @@ func TestPreflight(t *testing.T) {
 // that does nothing. Besides the wall time it reports the CPU time (user +
 // system, this process and the sandbox's) per start, which a loaded machine
 // disturbs far less.
-func BenchmarkStartStop(b *testing.B) {
+func BenchmarkStartStop(b *testing.B) { benchmarkStartStop(b, childArgv()) }
+
+// BenchmarkStartStopInitChild is BenchmarkStartStop with sbx-init as the
+// namespace child too, as the ns driver runs it (the test binary above
+// stands for a child program that starts at no cost).
+func BenchmarkStartStopInitChild(b *testing.B) {
+	benchmarkStartStop(b, []string{fx.init, ChildCommand})
+}
+
+func benchmarkStartStop(b *testing.B, child []string) {
 	cfg := newConfig(b, "true")
 	b.Cleanup(func() { _ = Cleanup(cfg) })
 	ctx := context.Background()
@@ -968,7 +977,7 @@ func BenchmarkStartStop(b *testing.B) {
 	}
 	before := cpu()
 	for b.Loop() {
-		p, err := Start(ctx, childArgv(), cfg, io.Discard, io.Discard)
+		p, err := Start(ctx, child, cfg, io.Discard, io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1082,6 +1091,32 @@ func TestShellless(t *testing.T) {
 		}
 		if st != (ExitStatus{}) || out != want {
 			t.Fatalf("user %q: got %q, %v; want %q", user, out, st, want)
+		}
+	}
+}
+
+// TestInitAsChild: sbx-init serves as the namespace child too (sbx-init __ns), as the ns
+// driver runs it.
+func TestInitAsChild(t *testing.T) {
+	cfg := newConfig(t, "sh", "-c", "echo $(hostname) $(cat /proc/1/cmdline | tr '\\0' ' ')")
+	before := hostMounts(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out syncBuffer
+	p, err := Start(ctx, []string{fx.init, ChildCommand}, cfg, &out, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Cleanup(cfg) })
+	if st, err := p.Wait(); err != nil || st != (ExitStatus{}) {
+		t.Fatalf("status %v, %v; output %q", st, err, out.String())
+	}
+	if want := cfg.Name + " /.sbx/init\n"; out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
+	}
+	for _, m := range hostMounts(t) {
+		if !contains(before, m) && strings.Contains(m, stagingDir) {
+			t.Errorf("mount left on the host: %s", m)
 		}
 	}
 }
