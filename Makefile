@@ -12,18 +12,20 @@ BENCHTIME ?= 1s
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## build bin/sbx and bin/sbx-init, the in-sandbox init (static, no cgo)
+build: ## build bin/sbx, bin/sbx-init (the in-sandbox init) and bin/sbx-convert (sbx import compose), static, no cgo
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sbx ./cmd/sbx
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/sbx-init ./cmd/sbx-init
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/sbx-convert ./cmd/sbx-convert
 
 man: ## write the manual page man/sbx.1, generated from the command line's model
 	@mkdir -p man
 	$(GO) run -ldflags '-X main.version=$(VERSION)' ./cmd/sbx __man > man/sbx.1.tmp && mv man/sbx.1.tmp man/sbx.1
 
-install: build ## install sbx and sbx-init into $(PREFIX)/bin
+install: build ## install sbx, sbx-init and sbx-convert into $(PREFIX)/bin
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 bin/sbx $(DESTDIR)$(PREFIX)/bin/sbx
 	install -m 0755 bin/sbx-init $(DESTDIR)$(PREFIX)/bin/sbx-init
+	install -m 0755 bin/sbx-convert $(DESTDIR)$(PREFIX)/bin/sbx-convert
 
 # Debian packages the tests and the example need: busybox-static (test images), gcc (the
 # stand-in libkrun), iproute2 (test hosts in network namespaces), curl, podman and runc (the
@@ -58,6 +60,7 @@ lint: ## gofmt, go vet and staticcheck
 fuzz: ## run each fuzz target for FUZZTIME (default 60s)
 	$(GO) test ./lang -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./convert/compose -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./convert/microsandbox -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME)
 
 bench: deps ## run the benchmarks (figures reported in the issues' notes), then bench-compare
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...

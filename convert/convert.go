@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/sbx-dev/sbx/lang"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -145,4 +146,12 @@ func expandedSize(n *yaml.Node, memo map[*yaml.Node]int, active map[*yaml.Node]b
 	}
 	memo[n] = size
 	return size, true
+}
+
+// SensitiveHostPath says why a host path must not be mounted into a sandbox, or "": lang's
+// host path policy, which refuses such mounts unless the project lists them in
+// allow_host_paths; an import never adds that consent on its own.
+func SensitiveHostPath(p, project string) string {
+	env := map[string]string{"HOME": os.Getenv("HOME"), "SBX_HOME": os.Getenv("SBX_HOME")}
+	return lang.SensitiveHostPath(p, project, env)
 }

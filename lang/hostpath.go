@@ -256,3 +256,23 @@ func (l *loader) decodeAllowHostPaths(a *hcl.Attribute) {
 		l.allow = append(l.allow, resolvePath(abs))
 	}
 }
+
+// SensitiveHostPath says why a Sandboxfile in projectDir may not mount the host path p
+// unless allow_host_paths lists it, or "" when it may: the same rules a load applies, for
+// tools that write Sandboxfiles (sbx import) and must not add that consent on their own. env
+// supplies HOME and SBX_HOME.
+func SensitiveHostPath(p, projectDir string, env map[string]string) string {
+	if env == nil {
+		env = map[string]string{}
+	}
+	l := &loader{cfg: &Config{Dir: filepath.Clean(projectDir)}, env: env, realDir: resolvePath(projectDir)}
+	l.rules = l.hostRules()
+	hp := l.checkHostPath(filepath.Clean(p))
+	if hp.rule == nil {
+		return ""
+	}
+	if hp.how == "is" {
+		return "it holds " + hp.rule.what
+	}
+	return fmt.Sprintf("it %s %s, which holds %s", hp.how, hp.rule.path, hp.rule.what)
+}

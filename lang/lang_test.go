@@ -905,3 +905,19 @@ variable "n" {
 		}
 	})
 }
+
+func TestProjectNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"app": "app", "my app": "my-app", "..": "project", ".hidden": "hidden", "é": "project",
+		"a\nb": "a-b", strings.Repeat("x", 300): strings.Repeat("x", 63), "v1.2_x-y": "v1.2_x-y",
+	} {
+		if got := defaultProjectName(in); got != want || !validProjectName(got) {
+			t.Errorf("defaultProjectName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, bad := range []string{"", "..", ".x", "a b", "a/b", "a\nb", strings.Repeat("x", 64), "-x"} {
+		if validProjectName(bad) {
+			t.Errorf("validProjectName(%q) = true", bad)
+		}
+	}
+}

@@ -45,7 +45,8 @@ type loader struct {
 	networks  map[string]*netDecl
 	netNames  []string
 	volumes   map[string]*Volume
-	volNames  []string // sorted
+	volNames  []string                         // sorted
+	named     map[string]map[string]*hcl.Block // block type -> name -> first block, for duplicates
 	sbx       map[string]*sbDecl
 	sbxNames  []string // sorted
 	ctx       *hcl.EvalContext
@@ -87,7 +88,7 @@ func Load(path string, opts ...Option) (*Config, hcl.Diagnostics) {
 	}
 	abs = filepath.Clean(abs)
 	cfg.File, cfg.Dir = abs, filepath.Dir(abs)
-	cfg.Project.Name = filepath.Base(cfg.Dir)
+	cfg.Project.Name = defaultProjectName(filepath.Base(cfg.Dir))
 	if !l.opts.environSet {
 		l.opts.environ = os.Environ()
 	}
@@ -192,6 +193,7 @@ func (l *loader) declare(content *hcl.BodyContent) {
 	l.networks = make(map[string]*netDecl)
 	l.volumes = make(map[string]*Volume)
 	l.sbx = make(map[string]*sbDecl)
+	l.named = make(map[string]map[string]*hcl.Block)
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "project":
@@ -201,81 +203,75 @@ func (l *loader) declare(content *hcl.BodyContent) {
 			}
 			l.project = b
 		case "variable":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid variable name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore.", name)
-				continue
+			if name, ok := l.blockName(b); ok {
+				v := &variable{name: name, block: b}
+				l.vars[name] = v
+				l.varOrder = append(l.varOrder, v)
 			}
-			if prev, ok := l.vars[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate variable", "A variable named %q was already declared at %s. Each variable needs a unique name.", name, at(prev.block.DefRange))
-				continue
-			}
-			v := &variable{name: name, block: b}
-			l.vars[name] = v
-			l.varOrder = append(l.varOrder, v)
 		case "locals":
-			attrs, diags := b.Body.JustAttributes()
-			l.diags = append(l.diags, diags...)
-			for _, a := range sortedAttrs(attrs) {
-				if prev, ok := l.locals[a.Name]; ok {
-					l.errorf(&a.NameRange, "Duplicate local value", "A local value named %q was already defined at %s. Local value names must be unique.", a.Name, at(prev.attr.NameRange))
-					continue
-				}
-				lc := &local{name: a.Name, attr: a, value: cty.DynamicVal}
-				l.locals[a.Name] = lc
-				l.localList = append(l.localList, lc)
-			}
+			l.declareLocals(b)
 		case "network":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid network name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore.", name)
-				continue
+			if name, ok := l.blockName(b); ok {
+				l.networks[name] = &netDecl{block: b, out: &Network{Name: name, Range: b.DefRange}}
+				l.netNames = append(l.netNames, name)
 			}
-			if prev, ok := l.networks[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate network", "A network named %q was already defined at %s. Each network needs a unique name.", name, at(prev.block.DefRange))
-				continue
-			}
-			l.networks[name] = &netDecl{block: b, out: &Network{Name: name, Range: b.DefRange}}
-			l.netNames = append(l.netNames, name)
 		case "volume":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid volume name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore, at most 63 characters.", name)
-				continue
+			if name, ok := l.blockName(b); ok {
+				_, diags := b.Body.Content(volumeSchema())
+				l.diags = append(l.diags, diags...)
+				l.volumes[name] = &Volume{Name: name, Range: b.DefRange}
+				l.volNames = append(l.volNames, name)
 			}
-			if prev, ok := l.volumes[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate volume", "A volume named %q was already defined at %s. Each volume needs a unique name.", name, at(prev.Range))
-				continue
-			}
-			_, diags := b.Body.Content(volumeSchema())
-			l.diags = append(l.diags, diags...)
-			l.volumes[name] = &Volume{Name: name, Range: b.DefRange}
-			l.volNames = append(l.volNames, name)
 		case "sandbox":
-			name := b.Labels[0]
-			if !validName(name) {
-				l.errorf(&b.LabelRanges[0], "Invalid sandbox name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore, at most 63 characters.", name)
+			name, ok := l.blockName(b)
+			body, isSyntax := b.Body.(*hclsyntax.Body)
+			if !ok || !isSyntax {
 				continue
 			}
-			if prev, ok := l.sbx[name]; ok {
-				l.errorf(&b.DefRange, "Duplicate sandbox", "A sandbox named %q was already defined at %s. Each sandbox needs a unique name.", name, at(prev.block.DefRange))
-				continue
-			}
-			body, ok := b.Body.(*hclsyntax.Body)
-			if !ok {
-				continue
-			}
-			sb := &sbDecl{block: b, body: body, out: &Sandbox{
+			l.sbx[name] = &sbDecl{block: b, body: body, out: &Sandbox{
 				Name: name, CPUs: 1, MemoryMiB: 512, Pids: DefaultPids, Restart: RestartNo, StopTimeout: defaultStopTimeout,
 				Network: NetworkSpec{Scope: ScopePublic}, Range: b.DefRange,
 			}}
-			l.sbx[name] = sb
 			l.sbxNames = append(l.sbxNames, name)
 		}
 	}
 	sort.Strings(l.netNames)
 	sort.Strings(l.volNames)
 	sort.Strings(l.sbxNames)
+}
+
+// blockName checks the label of a variable, network, volume or sandbox block: a valid name,
+// and the first block of its type with it.
+func (l *loader) blockName(b *hcl.Block) (string, bool) {
+	name := b.Labels[0]
+	if !validName(name) {
+		l.errorf(&b.LabelRanges[0], "Invalid "+b.Type+" name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter or underscore, at most 63 characters.", name)
+		return "", false
+	}
+	if l.named[b.Type] == nil {
+		l.named[b.Type] = make(map[string]*hcl.Block)
+	}
+	if p := l.named[b.Type][name]; p != nil {
+		l.errorf(&b.DefRange, "Duplicate "+b.Type, "A %s named %q was already declared at %s. Each %s needs a unique name.", b.Type, name, at(p.DefRange), b.Type)
+		return "", false
+	}
+	l.named[b.Type][name] = b
+	return name, true
+}
+
+// declareLocals collects the values of one locals block.
+func (l *loader) declareLocals(b *hcl.Block) {
+	attrs, diags := b.Body.JustAttributes()
+	l.diags = append(l.diags, diags...)
+	for _, a := range sortedAttrs(attrs) {
+		if prev, ok := l.locals[a.Name]; ok {
+			l.errorf(&a.NameRange, "Duplicate local value", "A local value named %q was already defined at %s. Local value names must be unique.", a.Name, at(prev.attr.NameRange))
+			continue
+		}
+		lc := &local{name: a.Name, attr: a, value: cty.DynamicVal}
+		l.locals[a.Name] = lc
+		l.localList = append(l.localList, lc)
+	}
 }
 
 // volumeObject is the volume.* object: volume.NAME.name is NAME.
@@ -295,9 +291,9 @@ func (l *loader) decodeProject() {
 	l.diags = append(l.diags, diags...)
 	l.cfg.Project.Range = l.project.DefRange
 	if s, ok := l.str(c.Attributes["name"], stageBase, nil, ""); ok {
-		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "/\\\x00") {
+		if !validProjectName(s) {
 			r := c.Attributes["name"].Expr.Range()
-			l.errorf(&r, "Invalid project name", "%q is not a valid project name: it must be non-empty and contain no slashes.", s)
+			l.errorf(&r, "Invalid project name", "%q is not a valid project name: use 1 to 63 letters, digits, dots, underscores and dashes, starting with a letter or a digit. It names the project's networks, cgroups and records on this machine.", s)
 		} else {
 			l.cfg.Project.Name = s
 		}
@@ -311,6 +307,45 @@ func (l *loader) decodeProject() {
 		}
 	}
 	l.decodeAllowHostPaths(c.Attributes["allow_host_paths"])
+}
+
+// validProjectName reports whether s can name a project: host-side names (network
+// interfaces, nftables tables, cgroups, directories) are made from it.
+func validProjectName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case (c == '.' || c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// defaultProjectName makes a project name of a directory's name: characters a project name
+// cannot have become dashes ("my app" is my-app), and a name with nothing usable is "project".
+func defaultProjectName(base string) string {
+	if validProjectName(base) {
+		return base
+	}
+	b := []byte(strings.TrimLeft(base, "._-"))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	s := strings.TrimLeft(string(b), "._-")
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	if !validProjectName(s) {
+		return "project"
+	}
+	return s
 }
 
 // validName reports whether s can name a sandbox, network or variable: it must be usable in a

@@ -46,7 +46,31 @@ func (l *loader) analyzeLocals() {
 			}
 		}
 	}
-	// Depth-first search: report each cycle once, and order locals dependencies-first.
+	l.sortLocals()
+	// l.topo has dependencies first, so one pass computes the transitive closure.
+	for _, lc := range l.topo {
+		for _, d := range lc.deps {
+			dep := l.locals[d]
+			if dep.cycle {
+				continue
+			}
+			for s := range dep.sbx {
+				lc.sbx[s] = true
+			}
+			lc.usesNet = lc.usesNet || dep.usesNet
+		}
+		switch {
+		case len(lc.sbx) > 0:
+			lc.stage = stageAll
+		case lc.usesNet:
+			lc.stage = stageNetworks
+		}
+	}
+}
+
+// sortLocals orders the locals dependencies-first into l.topo with a depth-first search, and
+// reports each cycle once.
+func (l *loader) sortLocals() {
 	const (
 		white = iota
 		grey
@@ -86,25 +110,6 @@ func (l *loader) analyzeLocals() {
 	for _, lc := range l.localList {
 		if color[lc.name] == white {
 			visit(lc)
-		}
-	}
-	// l.topo has dependencies first, so one pass computes the transitive closure.
-	for _, lc := range l.topo {
-		for _, d := range lc.deps {
-			dep := l.locals[d]
-			if dep.cycle {
-				continue
-			}
-			for s := range dep.sbx {
-				lc.sbx[s] = true
-			}
-			lc.usesNet = lc.usesNet || dep.usesNet
-		}
-		switch {
-		case len(lc.sbx) > 0:
-			lc.stage = stageAll
-		case lc.usesNet:
-			lc.stage = stageNetworks
 		}
 	}
 }

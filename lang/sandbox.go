@@ -258,6 +258,17 @@ func (l *loader) phase2(sb *sbDecl) {
 	} else {
 		l.decodeImage(sb, a["image"])
 	}
+	l.decodeResources(sb, a)
+	l.decodeProcess(sb, a)
+	if d, ok := l.duration(a["stop_timeout"], sb, "stop_timeout", true); ok {
+		out.StopTimeout = d
+	}
+	l.decodeBlocks(sb, c.Blocks)
+}
+
+// decodeResources reads cpus, memory, pids and rlimits.
+func (l *loader) decodeResources(sb *sbDecl, a hcl.Attributes) {
+	out := sb.out
 	if n, ok := l.integer(a["cpus"], stageAll, sb, "cpus"); ok {
 		if n < 1 || n > 255 {
 			l.errorf(a["cpus"].Expr.Range().Ptr(), "Invalid cpus", "cpus = %d is out of range: use 1 to 255 vCPUs.", n)
@@ -279,6 +290,13 @@ func (l *loader) phase2(sb *sbDecl) {
 			out.MemoryMiB = mib
 		}
 	}
+	l.decodeRlimits(sb, a["rlimits"])
+}
+
+// decodeProcess reads what the payload runs as: entrypoint, command, workdir, user, env and
+// env_file, and its restart policy.
+func (l *loader) decodeProcess(sb *sbDecl, a hcl.Attributes) {
+	out := sb.out
 	if s, ok := l.strList(a["entrypoint"], stageAll, sb, "entrypoint"); ok {
 		out.Entrypoint = s
 	}
@@ -296,7 +314,6 @@ func (l *loader) phase2(sb *sbDecl) {
 		out.User = s
 	}
 	l.decodeEnv(sb, a["env"], a["env_file"])
-	l.decodeRlimits(sb, a["rlimits"])
 	if s, ok := l.str(a["restart"], stageAll, sb, "restart"); ok {
 		switch s {
 		case RestartNo, RestartOnFailure, RestartAlways:
@@ -305,12 +322,12 @@ func (l *loader) phase2(sb *sbDecl) {
 			l.errorf(a["restart"].Expr.Range().Ptr(), "Invalid restart policy", "restart = %q is not known; use \"no\", \"on-failure\" or \"always\".%s", s, suggest(s, []string{RestartNo, RestartOnFailure, RestartAlways}))
 		}
 	}
-	if d, ok := l.duration(a["stop_timeout"], sb, "stop_timeout", true); ok {
-		out.StopTimeout = d
-	}
+}
 
+// decodeBlocks reads the mount, ready and watch blocks.
+func (l *loader) decodeBlocks(sb *sbDecl, blocks hcl.Blocks) {
 	var ready, watch *hcl.Block
-	for _, b := range c.Blocks {
+	for _, b := range blocks {
 		switch b.Type {
 		case "mount":
 			l.decodeMount(sb, b)

@@ -14,12 +14,6 @@ type portKey struct {
 	proto string
 }
 
-type portUse struct {
-	sandbox string
-	index   int
-	hostIP  string
-}
-
 // ipsOverlap reports whether two host IPs of the same port would collide: equal, or either a
 // wildcard address, which binds every address of its family (and on Linux "::" binds IPv4 too).
 func ipsOverlap(a, b string) bool {

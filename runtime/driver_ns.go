@@ -64,7 +64,7 @@ func (d *nsDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 	}
 	for _, m := range s.Mounts {
 		if _, err := os.Stat(m.Source); err != nil {
-			return fmt.Errorf("sandbox %s: mount source %s does not exist: create it or fix the mount", s.Name, m.Source)
+			return fmt.Errorf("mount source %s does not exist: create it or fix the mount", m.Source)
 		}
 	}
 	return nil

@@ -206,6 +206,9 @@ func TestE2ELostStateDirectory(t *testing.T) {
 	if !state.Alive(pid, start) {
 		t.Fatalf("the lost sandbox's supervisor %d died", pid)
 	}
+	if rows := p.ps(); rows["web"].Pid != pid || !strings.Contains(rows["web"].Reason, "without a record") {
+		t.Errorf("ps does not show the lost sandbox: %+v", rows)
+	}
 	r = p.sbx("down")
 	if r.code != 0 || !strings.Contains(r.stdout, "web: stopped (it ran without a record in .sbx/)") {
 		t.Errorf("down of a lost sandbox: exit %d\n%s%s", r.code, r.stdout, r.stderr)

@@ -27,7 +27,7 @@ var (
 )
 
 // sbxBinary builds sbx once per test binary, as make build does: static (no cgo), stripped,
-// with sbx-init, the sandboxes' init, next to it.
+// with sbx-init and sbx-convert next to it.
 func sbxBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -37,11 +37,12 @@ func sbxBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "sbx")
-		for _, args := range [][]string{{"-o", binPath, "."}, {"-o", filepath.Join(dir, "sbx-init"), "../sbx-init"}} {
-			build := exec.Command("go", append([]string{"build", "-trimpath", "-ldflags", "-s -w"}, args...)...)
+		// sbx and its helpers side by side, as make install puts them.
+		for _, b := range []struct{ out, pkg string }{{binPath, "."}, {filepath.Join(dir, "sbx-init"), "../sbx-init"}, {filepath.Join(dir, "sbx-convert"), "../sbx-convert"}} {
+			build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.out, b.pkg)
 			build.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := build.CombinedOutput(); err != nil {
-				binErr = fmt.Errorf("go build: %v\n%s", err, out)
+				binErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 				return
 			}
 		}

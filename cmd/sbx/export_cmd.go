@@ -13,7 +13,7 @@ type exportCmd struct {
 }
 
 type exportKubernetesCmd struct {
-	Output       string `short:"o" help:"Write one file per sandbox (and runtimeclass.yaml) into DIR instead of one stream on standard output." placeholder:"DIR" type:"path"`
+	Output       string `short:"o" help:"Write one file per sandbox (and 00-runtimeclass.yaml, 01-volumes.yaml: sandbox names never start with a digit, and kubectl apply -f DIR takes them first) into DIR instead of one stream on standard output." placeholder:"DIR" type:"path"`
 	Force        bool   `help:"Overwrite files in DIR."`
 	RuntimeClass string `help:"The RuntimeClass the pods run with; an empty value leaves it out (and its manifest)." default:"krun" placeholder:"NAME"`
 	Volumes      string `help:"How mounts become volumes: hostpath (this machine's directories; a one-node cluster) or pvc (a PersistentVolumeClaim each)." enum:"hostpath,pvc" default:"hostpath"`
@@ -63,7 +63,7 @@ func (c *exportKubernetesCmd) Run(a *app) error {
 	}
 	fmt.Fprintf(a.stderr, "Wrote %s into %s. Next: kubectl apply -f %s", plural(len(res.Files), "manifest file", "manifest files"), displayPath(c.Output), displayPath(c.Output))
 	if c.RuntimeClass != "" {
-		fmt.Fprintf(a.stderr, " (runtimeclass.yaml needs a cluster admin once)")
+		fmt.Fprintf(a.stderr, " (00-runtimeclass.yaml needs a cluster admin, once)")
 	}
 	fmt.Fprintln(a.stderr, ".")
 	return nil

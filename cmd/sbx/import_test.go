@@ -105,6 +105,10 @@ func TestImportComposeFilesProfilesAndExitCodes(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `command = ["sleep", "2"]`) || strings.Contains(out, `sandbox "debug"`) || !strings.Contains(errs, "Warning: debug: profiles: ") {
 		t.Fatalf("%d\n%s\n%s", code, out, errs)
 	}
+	out2, _, code := runIn(t, dir, "import", "compose", "-f", "a.yml", "--file=b.yml")
+	if code != 0 || out2 != out {
+		t.Fatalf("-f a.yml --file=b.yml differs from a.yml b.yml: %d\n%s", code, out2)
+	}
 	out, _, code = runIn(t, dir, "import", "compose", "a.yml", "--profile", "debug")
 	if code != 0 || !strings.Contains(out, `sandbox "debug"`) {
 		t.Fatalf("--profile: %d\n%s", code, out)

@@ -129,6 +129,9 @@ func psTableRow(r psRow, now time.Time) []string {
 	case string(planner.StatusReady):
 		health = "ready"
 	}
+	if r.Health == "" && r.Reason != "" {
+		health = r.Reason
+	}
 	restarts := strconv.Itoa(r.Restarts)
 	if r.Restarts > 0 && r.Exit != "" {
 		restarts += " (last: " + r.Exit + ")"
@@ -216,6 +219,14 @@ func psRows(dir string, now time.Time) ([]psRow, error) {
 			}
 		}
 		rows = append(rows, row)
+	}
+	// Sandboxes that run without a record here (their .sbx/ was removed): down stops them.
+	for _, r := range p.Running() {
+		if rec := st.Record(r.Name); rec != nil && rec.Pid == r.Pid {
+			continue
+		}
+		rows = append(rows, psRow{Name: r.Name, State: string(planner.StatusRunning), Pid: r.Pid, Ports: []string{}, Image: r.Spec.Image.Ref,
+			Reason: "runs without a record in .sbx/ (was it removed?): 'sbx down' stops it"})
 	}
 	return rows, nil
 }

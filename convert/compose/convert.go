@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,20 +16,22 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/sbx-dev/sbx/convert"
 	"github.com/sbx-dev/sbx/convert/sandboxfile"
+	"github.com/sbx-dev/sbx/lang"
+	"github.com/sbx-dev/sbx/lang/imageref"
 )
 
 type converter struct {
-	opts    options
-	project *types.Project
-	files   []types.ConfigFile
-	notes   []convert.Note
-	names   map[string]string // service name → sandbox name
-	groups  map[string]*group // compose network name → its sbx group
-	out     *sandboxfile.File
+	opts     options
+	project  *types.Project
+	files    []types.ConfigFile
+	notes    []convert.Note
+	names    map[string]string // service name → sandbox name
+	groups   map[string]*group // compose network name → its sbx group
+	volNames map[string]string // compose volume name → sbx volume name
+	out      *sandboxfile.File
 }
 
 // group is one sbx network: one or more Compose networks that share a service, since a
@@ -78,9 +81,11 @@ func (c *converter) convert() (*Result, error) {
 		c.note(name, "profiles", "not imported: its profiles (%s) are not active; pass --profile %s to include it", strings.Join(svc.Profiles, ", "), svc.Profiles[0])
 	}
 	c.networks(services)
+	c.volNames = map[string]string{}
 	for _, name := range services {
 		c.out.Sandboxes = append(c.out.Sandboxes, c.service(c.project.Services[name]))
 	}
+	c.addresses(services)
 	for _, name := range sortedKeys(c.project.Secrets) {
 		c.note("", "secrets."+name, "no equivalent in sbx; pass the value in env or mount the file")
 	}
@@ -249,12 +254,12 @@ var mapped = map[string]bool{
 	"env_file": true, "working_dir": true, "user": true, "ports": true, "volumes": true,
 	"networks": true, "network_mode": true, "depends_on": true, "healthcheck": true,
 	"restart": true, "deploy": true, "cpus": true, "mem_limit": true, "ulimits": true,
-	"stop_grace_period": true, "profiles": true,
+	"stop_grace_period": true, "profiles": true, "pids_limit": true,
 }
 
 // mappedDeploy are the deploy keys mapped.
 var mappedDeploy = map[string]bool{
-	"resources.limits.cpus": true, "resources.limits.memory": true, "restart_policy.condition": true,
+	"resources.limits.cpus": true, "resources.limits.memory": true, "resources.limits.pids": true, "restart_policy.condition": true,
 }
 
 // unmappedHints explain the keys people most often miss.
@@ -271,7 +276,6 @@ var unmappedHints = map[string]string{
 	"expose":         "no equivalent: sandboxes in a group reach every port of each other",
 	"extra_hosts":    "no equivalent",
 	"dns":            "no equivalent: sbx gives sandboxes its own resolver",
-	"pids_limit":     "no equivalent in the Sandboxfile yet (sbx limits processes to 4096)",
 	"tmpfs":          "no equivalent",
 	"logging":        "no equivalent: sbx keeps the console log (sbx logs)",
 	"security_opt":   "no equivalent",
@@ -322,6 +326,14 @@ func (c *converter) service(svc types.ServiceConfig) *sandboxfile.Sandbox {
 		sb.Rlimits = map[string]string{}
 		for _, k := range sortedKeys(svc.Ulimits) {
 			u := svc.Ulimits[k]
+			if !slices.Contains(rlimitNames, strings.ToUpper(k)) {
+				c.note(svc.Name, "ulimits."+k, "not a Linux resource limit sbx knows: left out")
+				continue
+			}
+			if u.Single == 0 && u.Hard >= 0 && (u.Soft < 0 || u.Soft > u.Hard) {
+				c.note(svc.Name, "ulimits."+k, "soft limit %d is above the hard limit %d: left out", u.Soft, u.Hard)
+				continue
+			}
 			if u.Single != 0 {
 				sb.Rlimits[strings.ToUpper(k)] = rlimit(u.Single)
 			} else {
@@ -401,14 +413,13 @@ func imageOf(project string, svc types.ServiceConfig) string {
 // validImage reports whether lang accepts s as an image: a registry reference or a local
 // source.
 func validImage(s string) bool {
-	for _, p := range []string{"oci-layout:", "docker-archive:", "dir:"} {
-		if strings.HasPrefix(s, p) {
-			return len(s) > len(p)
-		}
-	}
-	_, err := name.ParseReference(s)
+	_, err := imageref.Parse(s)
 	return err == nil
 }
+
+// rlimitNames are the Linux resource limits lang knows.
+var rlimitNames = []string{"CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE",
+	"MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"}
 
 // rlimit writes one limit; Compose's -1 is unlimited.
 func rlimit(n int) string {
@@ -471,6 +482,10 @@ func (c *converter) environment(svc types.ServiceConfig, sb *sandboxfile.Sandbox
 			sb.Comments = append(sb.Comments, fmt.Sprintf("env has the values of %s written out (Compose interpolates that file; sbx reads env files literally).", c.rel(ef.Path)))
 			continue
 		}
+		if filepath.IsAbs(c.rel(ef.Path)) {
+			sb.Comments = append(sb.Comments, fmt.Sprintf("env has the values of %s written out: sbx reads env files inside the project only.", ef.Path))
+			continue
+		}
 		vals, err := dotenv.UnmarshalBytesWithLookup(data, func(string) (string, bool) { return "", false })
 		if err != nil {
 			continue
@@ -482,6 +497,10 @@ func (c *converter) environment(svc types.ServiceConfig, sb *sandboxfile.Sandbox
 	}
 	for _, k := range sortedKeys(svc.Environment) {
 		v := svc.Environment[k]
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			c.note(svc.Name, "environment", "%q cannot be a variable name (it has '=' or NUL): left out", k)
+			continue
+		}
 		if v == nil {
 			c.note(svc.Name, "environment."+k, "left out: it takes its value from the environment, where it is not set")
 			continue
@@ -514,6 +533,18 @@ func (c *converter) resources(svc types.ServiceConfig, sb *sandboxfile.Sandbox) 
 		if float64(n) != math.Round(cpus*1000)/1000 {
 			sb.Comments = append(sb.Comments, fmt.Sprintf("Compose limited it to %g CPUs; a sandbox has whole vCPUs.", cpus))
 		}
+	}
+	pids := svc.PidsLimit
+	if d := svc.Deploy; d != nil && d.Resources.Limits != nil && d.Resources.Limits.Pids != 0 {
+		pids = d.Resources.Limits.Pids
+	}
+	switch {
+	case pids > int64(lang.MaxPids):
+		sb.Pids = lang.MaxPids
+	case pids > 0:
+		sb.Pids = int(pids)
+	case pids < 0:
+		c.note(svc.Name, "pids_limit", "unlimited has no equivalent: sbx's default of %d processes applies; set pids up to %d", lang.DefaultPids, lang.MaxPids)
 	}
 	if mem > 0 {
 		mib := (mem + (1<<20 - 1)) >> 20
@@ -706,13 +737,13 @@ func (c *converter) ports(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {
 func (c *converter) volumes(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {
 	for i, v := range svc.Volumes {
 		key := fmt.Sprintf("volumes[%d]", i)
+		if !strings.HasPrefix(v.Target, "/") {
+			c.note(svc.Name, key, "target %q is not an absolute path: left out", v.Target)
+			continue
+		}
 		switch v.Type {
 		case types.VolumeTypeBind:
-			if !strings.HasPrefix(v.Target, "/") {
-				c.note(svc.Name, key, "target %q is not an absolute path: left out", v.Target)
-				continue
-			}
-			if why := sensitiveHostPath(v.Source); why != "" {
+			if why := convert.SensitiveHostPath(v.Source, c.opts.workingDir); why != "" {
 				c.note(svc.Name, key, "%s not mounted: %s", v.Source, why)
 				continue
 			}
@@ -729,32 +760,160 @@ func (c *converter) volumes(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {
 				c.note(svc.Name, key, "anonymous volume at %s has no equivalent: the sandbox's writable layer keeps it until sbx down", v.Target)
 				continue
 			}
-			sb.Notes = append(sb.Notes,
-				fmt.Sprintf("Named volume %q at %s: this sbx has no named volumes yet. Mount a host", v.Source, v.Target),
-				fmt.Sprintf("directory instead: mount { source = \"./.volumes/%s\", target = %q }", v.Source, v.Target))
-			c.note(svc.Name, key, "named volume %q (at %s) not mapped: this sbx has no named volumes yet; see the comment in sandbox %q", v.Source, v.Target, sb.Name)
+			vol := c.volume(v.Source)
+			m := &sandboxfile.Mount{Volume: vol, Target: v.Target, ReadOnly: v.ReadOnly}
+			if v.Volume != nil && v.Volume.NoCopy {
+				c.note(svc.Name, key, "nocopy has no equivalent: sbx starts a new volume empty")
+			}
+			if v.Volume != nil && v.Volume.Subpath != "" {
+				c.note(svc.Name, key, "subpath %q has no equivalent: the whole volume is mounted", v.Volume.Subpath)
+			}
+			sb.Mounts = append(sb.Mounts, m)
 		default:
 			c.note(svc.Name, key, "%s mount at %s has no equivalent", v.Type, v.Target)
 		}
 	}
 }
 
-// sensitiveHostPath says why a host path must not be mounted into a sandbox, or "".
-func sensitiveHostPath(p string) string {
-	p = filepath.Clean(p)
-	switch p {
-	case "/", "/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/var/run", "/run":
-		return "it would give the sandbox the host's " + p
+// volume declares the named volume (once) and returns its sbx name.
+func (c *converter) volume(name string) string {
+	if n, ok := c.volNames[name]; ok {
+		return n
 	}
-	if strings.HasSuffix(p, "/docker.sock") || strings.HasSuffix(p, "/podman.sock") || strings.HasSuffix(p, "/containerd.sock") {
-		return "a container engine's socket is root on the host"
-	}
-	for _, dir := range []string{"/.ssh", "/.gnupg", "/.aws", "/.kube"} {
-		if strings.HasSuffix(p, dir) || strings.Contains(p, dir+"/") {
-			return "it holds credentials"
+	n := sandboxfile.Name(name, "vol-")
+	c.volNames[name] = n
+	decl := &sandboxfile.Volume{Name: n}
+	if vc, ok := c.project.Volumes[name]; ok {
+		if bool(vc.External) {
+			decl.Comments = append(decl.Comments, fmt.Sprintf("Compose volume %s is external (made outside Compose); sbx makes its own, empty.", name))
+			c.note("", "volumes."+name+".external", "no equivalent: sbx creates volume %q, empty", n)
+		}
+		if vc.Driver != "" && vc.Driver != "local" {
+			c.note("", "volumes."+name+".driver", "driver %q has no equivalent: sbx volumes are local", vc.Driver)
+		}
+		if len(vc.DriverOpts) > 0 {
+			c.note("", "volumes."+name+".driver_opts", "no equivalent: sbx volumes are plain directories")
 		}
 	}
-	return ""
+	if n != name {
+		c.note("", "volumes."+name, "renamed to %q: volume names are letters, digits, '_' and '-'", n)
+	}
+	c.out.Volumes = append(c.out.Volumes, decl)
+	return n
+}
+
+// addresses rewrites the host names of env values: in Compose a service reaches another by
+// its name (or a network alias), in sbx by its address, sandbox.NAME.ip, which also makes the
+// dependency explicit. Only names of sandboxes in the same group are rewritten: others are not
+// reachable either way.
+func (c *converter) addresses(services []string) {
+	group := map[string]string{}
+	for _, sb := range c.out.Sandboxes {
+		if sb.Network != nil && sb.Network.Scope != "none" {
+			group[sb.Name] = sb.Network.Group
+		}
+	}
+	hosts := map[string]string{}
+	for _, svc := range services {
+		hosts[svc] = c.names[svc]
+		for _, nc := range c.project.Services[svc].Networks {
+			if nc != nil {
+				for _, a := range nc.Aliases {
+					if _, taken := hosts[a]; !taken {
+						hosts[a] = c.names[svc]
+					}
+				}
+			}
+		}
+	}
+	for _, sb := range c.out.Sandboxes {
+		g := group[sb.Name]
+		if g == "" {
+			continue
+		}
+		reach := func(target string) bool { return target != sb.Name && group[target] == g }
+		for _, k := range sortedKeys(sb.Env) {
+			t := hostTemplate(k, sb.Env[k], hosts, reach)
+			if t == nil {
+				continue
+			}
+			if sb.EnvRefs == nil {
+				sb.EnvRefs = map[string]sandboxfile.Template{}
+			}
+			delete(sb.Env, k)
+			sb.EnvRefs[k] = t
+		}
+		if len(sb.EnvRefs) > 0 {
+			sb.Comments = append(sb.Comments, "Compose's service names used as host names are sandbox.NAME.ip here: sandboxes reach each other by address.")
+		}
+	}
+}
+
+// hostTemplate finds the host names in an env value: in a URL or address (//db, @db, db:5432),
+// or as the whole value of a variable whose name says it holds a host (DB_HOST=db). It
+// returns nil when there is none.
+func hostTemplate(key, v string, hosts map[string]string, reach func(string) bool) sandboxfile.Template {
+	if target, ok := hosts[v]; ok && reach(target) && hostKey(key) {
+		return sandboxfile.Template{{IPOf: target}}
+	}
+	type match struct {
+		at, end int
+		target  string
+	}
+	var found []match
+	for h, target := range hosts {
+		if !reach(target) {
+			continue
+		}
+		for from := 0; ; {
+			i := strings.Index(v[from:], h)
+			if i < 0 {
+				break
+			}
+			i += from
+			end := i + len(h)
+			from = end
+			before := i == 0 || strings.ContainsRune("/@=,; \"'(", rune(v[i-1]))
+			after := end == len(v) || strings.ContainsRune(":/,; \"')?", rune(v[end]))
+			urlish := (i >= 2 && v[i-2:i] == "//") || (i >= 1 && v[i-1] == '@') || (end+1 < len(v) && v[end] == ':' && v[end+1] >= '0' && v[end+1] <= '9')
+			if before && after && urlish {
+				found = append(found, match{i, end, target})
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	sort.Slice(found, func(a, b int) bool {
+		return found[a].at < found[b].at || found[a].at == found[b].at && found[a].end > found[b].end
+	})
+	var t sandboxfile.Template
+	pos := 0
+	for _, m := range found {
+		if m.at < pos {
+			continue
+		}
+		if m.at > pos {
+			t = append(t, sandboxfile.Part{Lit: v[pos:m.at]})
+		}
+		t = append(t, sandboxfile.Part{IPOf: m.target})
+		pos = m.end
+	}
+	if pos < len(v) {
+		t = append(t, sandboxfile.Part{Lit: v[pos:]})
+	}
+	return t
+}
+
+// hostKey reports whether an environment variable's name says its value is a host.
+func hostKey(k string) bool {
+	u := strings.ToUpper(k)
+	for _, w := range []string{"HOST", "ADDR", "SERVER", "ENDPOINT", "BROKER", "NODES", "PEERS"} {
+		if strings.Contains(u, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *converter) network(svc types.ServiceConfig, sb *sandboxfile.Sandbox) {

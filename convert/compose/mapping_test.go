@@ -89,6 +89,25 @@ func TestMappings(t *testing.T) {
 					t.Errorf("env_file not referenced:\n%s", src)
 				}
 			}},
+		{"service names as host names become sandbox addresses", "services:\n  app:\n    image: alpine\n    environment:\n      DATABASE_URL: postgres://u:p@db:5432/app\n      REDIS_HOST: cache\n      CACHE_DRIVER: cache\n      SEARCH: http://es:9200,http://db2:1\n      OTHER: mongodb://mongo:27017\n  db:\n    image: postgres\n  cache:\n    image: redis\n    networks:\n      default:\n        aliases: [es]\n  mongo:\n    image: mongo\n    network_mode: none\n", nil,
+			func(t *testing.T, cfg *lang.Config, _ []convert.Note, src string) {
+				app, db, cache := cfg.Sandbox("app"), cfg.Sandbox("db"), cfg.Sandbox("cache")
+				want := map[string]string{
+					"DATABASE_URL": "postgres://u:p@" + db.Network.IP.String() + ":5432/app",
+					"REDIS_HOST":   cache.Network.IP.String(),
+					"CACHE_DRIVER": "cache",
+					"SEARCH":       "http://" + cache.Network.IP.String() + ":9200,http://db2:1",
+					"OTHER":        "mongodb://mongo:27017",
+				}
+				for k, v := range want {
+					if app.Env[k] != v {
+						t.Errorf("%s = %q, want %q", k, app.Env[k], v)
+					}
+				}
+				if !strings.Contains(src, `"postgres://u:p@${sandbox.db.ip}:5432/app"`) || !slices.Equal(cfg.Dependencies("app"), []string{"cache", "db"}) {
+					t.Errorf("deps %v\n%s", cfg.Dependencies("app"), src)
+				}
+			}},
 		{"working_dir and user", "services:\n  a:\n    image: alpine\n    working_dir: /srv\n    user: \"1000:100\"\n", nil,
 			func(t *testing.T, cfg *lang.Config, _ []convert.Note, _ string) {
 				if sb := cfg.Sandbox("a"); sb.Workdir != "/srv" || sb.User != "1000:100" {
@@ -112,9 +131,19 @@ func TestMappings(t *testing.T) {
 					t.Errorf("mounts = %+v", m)
 				}
 			}},
-		{"named volumes: a comment until sbx has them", "services:\n  a:\n    image: alpine\n    volumes: [\"pg:/var/lib/pg\"]\nvolumes:\n  pg: {}\n", nil,
+		{"named volumes", "services:\n  a:\n    image: alpine\n    volumes: [\"pg:/var/lib/pg\", \"my.cache:/cache:ro\"]\n  b:\n    image: alpine\n    volumes: [\"pg:/backup\"]\nvolumes:\n  pg: {}\n  my.cache: {}\n", nil,
 			func(t *testing.T, cfg *lang.Config, notes []convert.Note, src string) {
-				if len(cfg.Sandbox("a").Mounts) != 0 || !hasNote(notes, "a", "volumes[0]", `named volume "pg"`) || !strings.Contains(src, `# Named volume "pg" at /var/lib/pg`) {
+				if len(cfg.Volumes) != 2 || cfg.Volumes[0].Name != "my-cache" || cfg.Volumes[1].Name != "pg" {
+					t.Errorf("volumes = %+v", cfg.Volumes)
+				}
+				m := cfg.Sandbox("a").Mounts
+				if len(m) != 2 || m[0].Volume != "pg" || m[0].Target != "/var/lib/pg" || m[1].Volume != "my-cache" || !m[1].ReadOnly {
+					t.Errorf("mounts = %+v", m)
+				}
+				if m := cfg.Sandbox("b").Mounts; len(m) != 1 || m[0].Volume != "pg" {
+					t.Errorf("b mounts = %+v", m)
+				}
+				if strings.Count(src, `volume "pg" {}`) != 1 || !hasNote(notes, "", "volumes.my.cache", `"my-cache"`) {
 					t.Errorf("notes %v\n%s", notes, src)
 				}
 			}},
@@ -175,6 +204,12 @@ func TestMappings(t *testing.T) {
 				}
 				if b := cfg.Sandbox("b"); b.CPUs != 1 || b.MemoryMiB != 100 {
 					t.Errorf("b: cpus %d memory %d", b.CPUs, b.MemoryMiB)
+				}
+			}},
+		{"pids_limit and deploy.resources.limits.pids", "services:\n  a:\n    image: alpine\n    pids_limit: 100\n  b:\n    image: alpine\n    deploy: {resources: {limits: {pids: 200}}}\n  c:\n    image: alpine\n    pids_limit: -1\n", nil,
+			func(t *testing.T, cfg *lang.Config, notes []convert.Note, _ string) {
+				if cfg.Sandbox("a").Pids != 100 || cfg.Sandbox("b").Pids != 200 || cfg.Sandbox("c").Pids != lang.DefaultPids || !hasNote(notes, "c", "pids_limit", "unlimited") {
+					t.Errorf("pids = %d %d %d, notes %v", cfg.Sandbox("a").Pids, cfg.Sandbox("b").Pids, cfg.Sandbox("c").Pids, notes)
 				}
 			}},
 		{"ulimits", "services:\n  a:\n    image: alpine\n    ulimits:\n      nproc: 512\n      nofile: {soft: 1024, hard: 4096}\n", nil,

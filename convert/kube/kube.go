@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sbx-dev/sbx/convert"
@@ -92,9 +93,12 @@ type Object struct {
 	Object   any // a k8s.io/api object with its TypeMeta set
 }
 
-// File is a group of manifests written together: the RuntimeClass, or one sandbox's objects.
+// File is a group of manifests written together: the RuntimeClass, the named volumes' claims,
+// or one sandbox's objects.
 type File struct {
-	Name    string // file name without ".yaml"
+	// Name is the file name without ".yaml": the sandbox's DNS name, or 00-runtimeclass and
+	// 01-volumes, which no sandbox can be named (they start with a digit) and which sort first.
+	Name    string
 	Objects []Object
 }
 
@@ -194,7 +198,7 @@ func Export(cfg *lang.Config, opts ...Option) (*Result, error) {
 	}
 	res := &Result{}
 	if o.runtimeClass != "" {
-		res.Files = append(res.Files, File{Name: "runtimeclass", Objects: []Object{{
+		res.Files = append(res.Files, File{Name: "00-runtimeclass", Objects: []Object{{
 			Comments: []string{
 				"A cluster-admin step, once per cluster: pods with runtimeClassName: " + o.runtimeClass + " run in",
 				"libkrun microVMs through crun's krun handler, which every node must have (crun built",
@@ -207,6 +211,36 @@ func Export(cfg *lang.Config, opts ...Option) (*Result, error) {
 				Handler:    "krun",
 			},
 		}}})
+	}
+	if len(cfg.Volumes) > 0 {
+		vf := File{Name: "01-volumes"}
+		for _, v := range cfg.Volumes {
+			users := 0
+			for _, sb := range cfg.Sandboxes {
+				for _, m := range sb.Mounts {
+					if m.Volume == v.Name {
+						users++
+						break
+					}
+				}
+			}
+			comments := []string{fmt.Sprintf("Named volume %s: a claim that outlives the pods, as the volume outlives sbx down.", v.Name)}
+			if users > 1 {
+				comments = append(comments, fmt.Sprintf("%d sandboxes mount it: with ReadWriteOnce their pods must share a node; use a ReadWriteMany storage class otherwise.", users))
+			}
+			vf.Objects = append(vf.Objects, Object{Comments: comments, Object: &corev1.PersistentVolumeClaim{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+				ObjectMeta: metav1.ObjectMeta{Name: volumeClaim(v.Name), Labels: map[string]string{LabelPartOf: e.project, LabelManagedBy: "sbx"}},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+				},
+			}})
+			if n := volumeClaim(v.Name); n != v.Name {
+				e.note("", "volume."+v.Name, "its claim is named %q: Kubernetes names are DNS labels", n)
+			}
+		}
+		res.Files = append(res.Files, vf)
 	}
 	for _, sb := range cfg.Sandboxes {
 		res.Files = append(res.Files, e.sandbox(sb))
@@ -239,92 +273,78 @@ func (e *exporter) meta(sb *lang.Sandbox, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Labels: e.labels(sb)}
 }
 
+// sandboxExport is the export of one sandbox under way: its file, and the values that go to
+// its Secret.
+type sandboxExport struct {
+	*exporter
+	sb     *lang.Sandbox
+	name   string
+	file   File
+	secret map[string]string
+}
+
+// sensitive reports whether the field derives from a sensitive variable.
+func (x *sandboxExport) sensitive(field string) bool {
+	for _, s := range x.sb.Sensitive {
+		if s == field {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *exporter) sandbox(sb *lang.Sandbox) File {
-	n := e.names[sb.Name]
-	f := File{Name: n}
-	sensitive := func(field string) bool {
-		for _, s := range sb.Sensitive {
-			if s == field {
-				return true
-			}
-		}
-		return false
+	x := &sandboxExport{exporter: e, sb: sb, name: e.names[sb.Name], secret: map[string]string{}}
+	x.file.Name = x.name
+	c := x.container()
+	x.env(&c)
+	x.secretObject(&c)
+	x.unmappable()
+	pod := corev1.PodSpec{
+		TerminationGracePeriodSeconds: ptr(int64(math.Ceil(sb.StopTimeout.Seconds()))),
+		EnableServiceLinks:            ptr(false),
 	}
-	secret := map[string]string{}
+	if e.opts.runtimeClass != "" {
+		pod.RuntimeClassName = ptr(e.opts.runtimeClass)
+	}
+	x.volumes(&c, &pod)
+	pod.InitContainers = e.waits(sb)
+	pod.Containers = []corev1.Container{c}
+	x.file.Objects = append(x.file.Objects, x.workload(pod))
+	if e.service[sb.Name] {
+		x.file.Objects = append(x.file.Objects, e.serviceFor(sb))
+	}
+	if np := e.policy(sb); np != nil {
+		x.file.Objects = append(x.file.Objects, *np)
+	}
+	return x.file
+}
 
-	c := corev1.Container{Name: n, Image: sb.Image, WorkingDir: sb.Workdir}
+// container maps the process: image, command, working directory, ports, resources, user and
+// readiness probe.
+func (x *sandboxExport) container() corev1.Container {
+	sb := x.sb
+	c := corev1.Container{Name: x.name, Image: sb.Image, WorkingDir: sb.Workdir}
 	switch {
-	case sensitive("image"):
+	case x.sensitive("image"):
 		c.Image = ""
-		e.note(sb.Name, "image", "derives from a sensitive variable: left out; set it by hand")
+		x.note(sb.Name, "image", "derives from a sensitive variable: left out; set it by hand")
 	case imageref.IsLocal(sb.Image):
-		e.note(sb.Name, "image", "%s is a local image a cluster cannot pull: push it to a registry and set image", sb.Image)
+		x.note(sb.Name, "image", "%s is a local image a cluster cannot pull: push it to a registry and set image", sb.Image)
 	}
-	if sensitive("workdir") {
+	if x.sensitive("workdir") {
 		c.WorkingDir = ""
-		e.note(sb.Name, "workdir", "derives from a sensitive variable: left out; set it by hand")
+		x.note(sb.Name, "workdir", "derives from a sensitive variable: left out; set it by hand")
 	}
-	// Kubernetes expands $(VAR) in command and args: what the Sandboxfile meant literally is
-	// escaped, and sensitive arguments come from the Secret through such references.
-	argv := func(field string, list []string) []string {
-		if list == nil {
-			return nil
-		}
-		out := make([]string, len(list))
-		for i, a := range list {
-			if sensitive(field) {
-				key := fmt.Sprintf("SBX_%s_%d", strings.ToUpper(field), i)
-				secret[key] = e.rewriteIPs(a)
-				out[i] = "$(" + key + ")"
-				continue
-			}
-			out[i] = strings.ReplaceAll(e.rewriteIPs(a), "$(", "$$(")
-		}
-		return out
-	}
-	c.Command = argv("entrypoint", sb.Entrypoint)
-	c.Args = argv("command", sb.Command)
-
-	envNames := make([]string, 0, len(sb.Env))
-	for k := range sb.Env {
-		envNames = append(envNames, k)
-	}
-	sort.Strings(envNames)
-	for _, k := range envNames {
-		if sensitive("env."+k) || looksSecret(k) {
-			secret[k] = e.rewriteIPs(sb.Env[k])
-			continue
-		}
-		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: e.rewriteIPs(sb.Env[k])})
-	}
-	secretName := n + "-env"
-	if len(secret) > 0 {
-		keys := make([]string, 0, len(secret))
-		for k := range secret {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if strings.HasPrefix(k, "SBX_ENTRYPOINT_") || strings.HasPrefix(k, "SBX_COMMAND_") || validSecretKey(k) {
-				c.Env = append(c.Env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-					LocalObjectReference: corev1.LocalObjectReference{Name: secretName}, Key: k}}})
-			}
-		}
-		// Arguments reference variables defined before them: the Secret's come first.
-		sort.SliceStable(c.Env, func(i, j int) bool { return c.Env[i].ValueFrom != nil && c.Env[j].ValueFrom == nil })
-		f.Objects = append(f.Objects, Object{
-			Comments: []string{"Sensitive values of sandbox " + sb.Name + ": kept out of the workload. Keep this file out of version control,", "or create the Secret by other means (kubectl create secret, an external secrets operator)."},
-			Object: &corev1.Secret{
-				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-				ObjectMeta: e.meta(sb, secretName),
-				Type:       corev1.SecretTypeOpaque,
-				StringData: secret,
-			},
-		})
-	}
-
+	c.Command = x.argv("entrypoint", sb.Entrypoint)
+	c.Args = x.argv("command", sb.Command)
+	seenPort := map[corev1.ContainerPort]bool{}
 	for _, p := range sb.Ports {
-		c.Ports = append(c.Ports, corev1.ContainerPort{ContainerPort: int32(p.Guest), Protocol: protocol(p.Protocol)})
+		cp := corev1.ContainerPort{ContainerPort: int32(p.Guest), Protocol: protocol(p.Protocol)}
+		if !seenPort[cp] {
+			seenPort[cp] = true
+			c.Ports = append(c.Ports, cp)
+		}
 	}
 	cpu := resource.MustParse(strconv.Itoa(max(1, sb.CPUs)))
 	mem := resource.MustParse(fmt.Sprintf("%dMi", max(1, sb.MemoryMiB)))
@@ -333,122 +353,203 @@ func (e *exporter) sandbox(sb *lang.Sandbox) File {
 		Limits:   corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: mem},
 	}
 	if sb.User != "" {
-		if sensitive("user") {
-			e.note(sb.Name, "user", "derives from a sensitive variable: left out; set runAsUser by hand")
+		if x.sensitive("user") {
+			x.note(sb.Name, "user", "derives from a sensitive variable: left out; set runAsUser by hand")
 		} else if uid, gid, ok := numericUser(sb.User); ok {
 			c.SecurityContext = &corev1.SecurityContext{RunAsUser: &uid}
 			if gid >= 0 {
 				c.SecurityContext.RunAsGroup = &gid
 			}
 		} else {
-			e.note(sb.Name, "user", "%q is a name; runAsUser needs a number: set it by hand (id -u %s in the image)", sb.User, sb.User)
+			x.note(sb.Name, "user", "%q is a name; runAsUser needs a number: set it by hand (id -u %s in the image)", sb.User, sb.User)
 		}
 	}
 	if r := sb.Ready; r != nil {
-		period := int32(max(1, math.Ceil(r.Interval.Seconds())))
-		switch {
-		case r.TCP != 0:
-			c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(r.TCP))}}, PeriodSeconds: period}
-		case r.HTTP != "":
-			if u, err := url.Parse(r.HTTP); err == nil {
-				port := 80
-				if u.Scheme == "https" {
-					port = 443
-				}
-				if p, err := strconv.Atoi(u.Port()); err == nil {
-					port = p
-				}
-				path := u.RequestURI()
-				scheme := corev1.URISchemeHTTP
-				if u.Scheme == "https" {
-					scheme = corev1.URISchemeHTTPS
-				}
-				c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(int32(port)), Scheme: scheme}}, PeriodSeconds: period}
-			}
-		case r.Log != "":
-			e.note(sb.Name, "ready.log", "a probe over the console log has no Kubernetes equivalent: no readinessProbe; add an exec or http probe by hand")
+		c.ReadinessProbe = readinessProbe(r)
+		if r.Log != "" {
+			x.note(sb.Name, "ready.log", "a probe over the console log has no Kubernetes equivalent: no readinessProbe; add an exec or http probe by hand")
 		}
 	}
-	if len(sb.Rlimits) > 0 {
-		e.note(sb.Name, "rlimits", "no equivalent in a pod spec: set them in the image's entrypoint (ulimit) or the node's runtime")
-	}
-	if sb.Watch != nil {
-		e.note(sb.Name, "watch", "no equivalent: a cluster does not watch host paths")
-	}
+	return c
+}
 
-	pod := corev1.PodSpec{
-		TerminationGracePeriodSeconds: ptr(int64(math.Ceil(sb.StopTimeout.Seconds()))),
-		EnableServiceLinks:            ptr(false),
+// argv maps a command line. Kubernetes expands $(VAR) in command and args: what the
+// Sandboxfile meant literally is escaped, and sensitive arguments come from the Secret through
+// such references.
+func (x *sandboxExport) argv(field string, list []string) []string {
+	if list == nil {
+		return nil
 	}
-	if e.opts.runtimeClass != "" {
-		pod.RuntimeClassName = ptr(e.opts.runtimeClass)
-	}
-	for i, m := range sb.Mounts {
-		vol := fmt.Sprintf("mount-%d", i)
-		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: vol, MountPath: m.Target, ReadOnly: m.ReadOnly})
-		if sensitive(fmt.Sprintf("mounts[%d].source", i)) {
-			e.note(sb.Name, fmt.Sprintf("mounts[%d]", i), "its source derives from a sensitive variable: an emptyDir stands in; set the volume by hand")
-			pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	out := make([]string, len(list))
+	for i, a := range list {
+		if x.sensitive(field) {
+			key := fmt.Sprintf("SBX_%s_%d", strings.ToUpper(field), i)
+			x.secret[key] = x.rewriteIPs(a)
+			out[i] = "$(" + key + ")"
 			continue
 		}
-		if e.opts.volumes == VolumesPVC {
-			claim := fmt.Sprintf("%s-%d", n, i)
-			pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: m.ReadOnly}}})
-			f.Objects = append(f.Objects, Object{
-				Comments: []string{fmt.Sprintf("Mounted at %s in %s; on this machine it was %s. Copy its content in after the claim is bound.", m.Target, sb.Name, m.Source)},
+		out[i] = strings.ReplaceAll(x.rewriteIPs(a), "$(", "$$(")
+	}
+	return out
+}
+
+// env maps the environment; sensitive values, and those whose names say they are secrets, go
+// to the Secret.
+func (x *sandboxExport) env(c *corev1.Container) {
+	names := make([]string, 0, len(x.sb.Env))
+	for k := range x.sb.Env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if msgs := validation.IsEnvVarName(k); len(msgs) > 0 {
+			x.note(x.sb.Name, "env."+k, "not a Kubernetes variable name (%s): left out", msgs[0])
+			continue
+		}
+		if x.sensitive("env."+k) || looksSecret(k) {
+			x.secret[k] = x.rewriteIPs(x.sb.Env[k])
+			continue
+		}
+		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: x.rewriteIPs(x.sb.Env[k])})
+	}
+}
+
+// secretObject writes the Secret, when there is anything for it, and the container's
+// references to it.
+func (x *sandboxExport) secretObject(c *corev1.Container) {
+	if len(x.secret) == 0 {
+		return
+	}
+	secretName := x.name + "-env"
+	keys := make([]string, 0, len(x.secret))
+	for k := range x.secret {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if validSecretKey(k) {
+			c.Env = append(c.Env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: secretName}, Key: k}}})
+		}
+	}
+	// Arguments reference variables defined before them: the Secret's come first.
+	sort.SliceStable(c.Env, func(i, j int) bool { return c.Env[i].ValueFrom != nil && c.Env[j].ValueFrom == nil })
+	x.file.Objects = append(x.file.Objects, Object{
+		Comments: []string{"Sensitive values of sandbox " + x.sb.Name + ": kept out of the workload. Keep this file out of version control,", "or create the Secret by other means (kubectl create secret, an external secrets operator)."},
+		Object: &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: x.meta(x.sb, secretName),
+			Type:       corev1.SecretTypeOpaque,
+			StringData: x.secret,
+		},
+	})
+}
+
+// readinessProbe maps a tcp or http ready block; a log probe has no equivalent (nil).
+func readinessProbe(r *lang.Ready) *corev1.Probe {
+	period := int32(max(1, math.Ceil(r.Interval.Seconds())))
+	switch {
+	case r.TCP != 0:
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(r.TCP))}}, PeriodSeconds: period}
+	case r.HTTP != "":
+		u, err := url.Parse(r.HTTP)
+		if err != nil {
+			return nil
+		}
+		port, scheme := 80, corev1.URISchemeHTTP
+		if u.Scheme == "https" {
+			port, scheme = 443, corev1.URISchemeHTTPS
+		}
+		if p, err := strconv.Atoi(u.Port()); err == nil {
+			port = p
+		}
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: u.RequestURI(), Port: intstr.FromInt32(int32(port)), Scheme: scheme}}, PeriodSeconds: period}
+	}
+	return nil
+}
+
+// unmappable notes what a pod spec cannot say.
+func (x *sandboxExport) unmappable() {
+	sb := x.sb
+	if len(sb.Rlimits) > 0 {
+		x.note(sb.Name, "rlimits", "no equivalent in a pod spec: set them in the image's entrypoint (ulimit) or the node's runtime")
+	}
+	if sb.Pids != 0 && sb.Pids != lang.DefaultPids {
+		x.note(sb.Name, "pids", "no equivalent in a pod spec: the kubelet's podPidsLimit applies")
+	}
+	if sb.Watch != nil {
+		x.note(sb.Name, "watch", "no equivalent: a cluster does not watch host paths")
+	}
+}
+
+// volumes maps the mounts: a named volume's claim, a hostPath, or (--volumes pvc) a claim of
+// the sandbox's own.
+func (x *sandboxExport) volumes(c *corev1.Container, pod *corev1.PodSpec) {
+	for i, m := range x.sb.Mounts {
+		vol := fmt.Sprintf("mount-%d", i)
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: vol, MountPath: m.Target, ReadOnly: m.ReadOnly})
+		var src corev1.VolumeSource
+		switch {
+		case m.Volume != "":
+			src.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: volumeClaim(m.Volume), ReadOnly: m.ReadOnly}
+		case x.sensitive(fmt.Sprintf("mounts[%d].source", i)):
+			x.note(x.sb.Name, fmt.Sprintf("mounts[%d]", i), "its source derives from a sensitive variable: an emptyDir stands in; set the volume by hand")
+			src.EmptyDir = &corev1.EmptyDirVolumeSource{}
+		case x.opts.volumes == VolumesPVC:
+			claim := fmt.Sprintf("%s-%d", x.name, i)
+			src.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: m.ReadOnly}
+			x.file.Objects = append(x.file.Objects, Object{
+				Comments: []string{fmt.Sprintf("Mounted at %s in %s; on this machine it was %s. Copy its content in after the claim is bound.", m.Target, x.sb.Name, m.Source)},
 				Object: &corev1.PersistentVolumeClaim{
 					TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
-					ObjectMeta: e.meta(sb, claim),
+					ObjectMeta: x.meta(x.sb, claim),
 					Spec: corev1.PersistentVolumeClaimSpec{
 						AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 						Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 					},
 				},
 			})
-			continue
+		default:
+			src.HostPath = &corev1.HostPathVolumeSource{Path: m.Source}
 		}
-		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: m.Source}}})
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: src})
 	}
-	pod.InitContainers = e.waits(sb)
-	pod.Containers = []corev1.Container{c}
+}
 
-	workload := Object{}
+// workload is a Deployment of one replica, or a bare Pod for restart = "no".
+func (x *sandboxExport) workload(pod corev1.PodSpec) Object {
+	sb := x.sb
 	comments := []string{fmt.Sprintf("Sandbox %s (%s).", sb.Name, scopeText(sb.Network))}
-	if len(sb.Mounts) > 0 && e.opts.volumes == VolumesHostPath {
+	hostPaths := false
+	for _, m := range sb.Mounts {
+		hostPaths = hostPaths || m.Volume == ""
+	}
+	if hostPaths && x.opts.volumes == VolumesHostPath {
 		comments = append(comments, "Its mounts are hostPath volumes: they only work where the node is this machine. A",
 			"PersistentVolumeClaim is what a cluster wants: export with --volumes pvc.")
 	}
 	if sb.Restart == lang.RestartNo {
 		pod.RestartPolicy = corev1.RestartPolicyNever
-		workload = Object{Comments: append(comments, "restart = \"no\": a bare Pod, run once."), Object: &corev1.Pod{
+		return Object{Comments: append(comments, "restart = \"no\": a bare Pod, run once."), Object: &corev1.Pod{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-			ObjectMeta: e.meta(sb, n),
+			ObjectMeta: x.meta(sb, x.name),
 			Spec:       pod,
 		}}
-	} else {
-		pod.RestartPolicy = corev1.RestartPolicyAlways
-		if sb.Restart == lang.RestartOnFailure {
-			comments = append(comments, "restart = \"on-failure\": a Deployment restarts it after any exit.")
-		}
-		workload = Object{Comments: comments, Object: &appsv1.Deployment{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-			ObjectMeta: e.meta(sb, n),
-			Spec: appsv1.DeploymentSpec{
-				Replicas: ptr(int32(1)),
-				Selector: &metav1.LabelSelector{MatchLabels: e.selector(sb)},
-				Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
-				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: e.labels(sb)}, Spec: pod},
-			},
-		}}
 	}
-	f.Objects = append(f.Objects, workload)
-	if e.service[sb.Name] {
-		f.Objects = append(f.Objects, e.serviceFor(sb))
+	pod.RestartPolicy = corev1.RestartPolicyAlways
+	if sb.Restart == lang.RestartOnFailure {
+		comments = append(comments, "restart = \"on-failure\": a Deployment restarts it after any exit.")
 	}
-	if np := e.policy(sb); np != nil {
-		f.Objects = append(f.Objects, *np)
-	}
-	return f
+	return Object{Comments: comments, Object: &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: x.meta(sb, x.name),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr(int32(1)),
+			Selector: &metav1.LabelSelector{MatchLabels: x.selector(sb)},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: x.labels(sb)}, Spec: pod},
+		},
+	}}
 }
 
 func (e *exporter) serviceFor(sb *lang.Sandbox) Object {
@@ -745,5 +846,8 @@ func labelValue(s string) string {
 	}
 	return out
 }
+
+// volumeClaim names the PersistentVolumeClaim of a named volume.
+func volumeClaim(name string) string { return dnsLabel(name) }
 
 func ptr[T any](v T) *T { return &v }

@@ -75,7 +75,7 @@ func TestExportGolden(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := load(t, tc.path)
+			cfg := load(t, copyProject(t, tc.path))
 			res, err := Export(cfg, tc.opts...)
 			if err != nil {
 				t.Fatal(err)
@@ -202,6 +202,47 @@ func validate(t *testing.T, obj any) {
 	}
 }
 
+// copyProject copies the Sandboxfile's directory (files only, one level) into a temporary
+// directory of the same name and returns the copy's Sandboxfile. The hello example's image is
+// built by its Makefile: an empty OCI layout stands in for it, as export never reads it.
+func copyProject(t *testing.T, path string) string {
+	t.Helper()
+	src := filepath.Dir(path)
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.MkdirAll(filepath.Join(dst, "image"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := os.MkdirAll(filepath.Join(dst, e.Name()), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	layout := map[string]string{"oci-layout": `{"imageLayoutVersion":"1.0.0"}`, "index.json": `{"schemaVersion":2,"manifests":[]}`}
+	for name, content := range layout {
+		p := filepath.Join(dst, "image", name)
+		if _, err := os.Stat(p); err != nil {
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return filepath.Join(dst, filepath.Base(path))
+}
+
 func hasNote(notes []convert.Note, subject, key, text string) bool {
 	for _, n := range notes {
 		if n.Subject == subject && n.Key == key && strings.Contains(n.Message, text) {
@@ -309,7 +350,7 @@ func TestExportFeatures(t *testing.T) {
 	if _, ok := objs["RuntimeClass/krun"].(*nodev1.RuntimeClass); !ok {
 		t.Error("no RuntimeClass")
 	}
-	if got := res.Files[0].Name; got != "runtimeclass" {
+	if got := res.Files[0].Name; got != "00-runtimeclass" {
 		t.Errorf("first file %q", got)
 	}
 }

@@ -14,11 +14,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sbx-dev/sbx/convert"
 	"github.com/sbx-dev/sbx/convert/sandboxfile"
+	"github.com/sbx-dev/sbx/lang/imageref"
 )
 
 // Option configures Import.
@@ -339,6 +339,10 @@ func (c *converter) sandbox(name string, s *msSandbox) *sandboxfile.Sandbox {
 			c.note(name, fmt.Sprintf("volumes[%d]", i), "%q: the guest path must be absolute: left out", v)
 			continue
 		}
+		if why := convert.SensitiveHostPath(c.abs(host), c.dir); why != "" {
+			c.note(name, fmt.Sprintf("volumes[%d]", i), "%s not mounted: %s", host, why)
+			continue
+		}
 		sb.Mounts = append(sb.Mounts, &sandboxfile.Mount{Source: c.rel(c.abs(host)), Target: guest})
 	}
 	for i, p := range s.Ports {
@@ -494,10 +498,7 @@ func imageRef(s string) string {
 }
 
 func validImage(s string) bool {
-	if strings.HasPrefix(s, "dir:") {
-		return len(s) > len("dir:")
-	}
-	_, err := name.ParseReference(s)
+	_, err := imageref.Parse(s)
 	return err == nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 
 	"github.com/sbx-dev/sbx/convert"
@@ -163,4 +164,34 @@ func TestBadInput(t *testing.T) {
 	if _, err := ImportBytes("Sandboxfile", []byte("sandboxes: {}\n")); !errors.Is(err, ErrNothingUsable) {
 		t.Errorf("err = %v", err)
 	}
+}
+
+// FuzzImport feeds arbitrary bytes to the microsandbox importer: it may fail, never panic, and
+// what it returns without error loads.
+func FuzzImport(f *testing.F) {
+	for _, name := range []string{"agents", "groups"} {
+		if data, err := os.ReadFile(filepath.Join("testdata", name, "Sandboxfile")); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("sandboxes:\n  a:\n    image: alpine\n    ports: [\"1:2\"]\n    rlimits: [\"RLIMIT_NOFILE=1:2\"]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		res, err := ImportBytes(filepath.Join(dir, "Sandboxfile"), data)
+		if err != nil {
+			return
+		}
+		src := res.Bytes()
+		path := filepath.Join(dir, "out.Sandboxfile")
+		if err := os.WriteFile(path, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, diags := lang.Load(path, lang.WithCwd(dir), lang.WithEnviron(nil))
+		for _, d := range diags {
+			// A dir: image names a directory the fuzzer cannot have made.
+			if d.Severity == hcl.DiagError && d.Summary != "Missing image source" {
+				t.Fatalf("imported Sandboxfile does not load: %s\n%s", diags.Error(), src)
+			}
+		}
+	})
 }

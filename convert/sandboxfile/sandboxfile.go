@@ -52,14 +52,18 @@ type Sandbox struct {
 	Name     string
 	Comments []string // written above the block
 
-	Image       string
-	CPUs        int
-	Memory      string
-	Entrypoint  []string
-	Command     []string
-	Workdir     string
-	User        string
-	Env         map[string]string
+	Image      string
+	CPUs       int
+	Memory     string
+	Pids       int
+	Entrypoint []string
+	Command    []string
+	Workdir    string
+	User       string
+	Env        map[string]string
+	// EnvRefs holds env values that refer to other sandboxes' addresses, written as
+	// templates; a key is in Env or in EnvRefs, not both.
+	EnvRefs     map[string]Template
 	EnvFiles    []string
 	Rlimits     map[string]string // values are written as numbers when they are decimal
 	Restart     string
@@ -73,6 +77,32 @@ type Sandbox struct {
 
 	// Notes are comment lines written at the end of the block (what could not be mapped here).
 	Notes []string
+}
+
+// Template is a string with references to sandboxes' addresses: literal parts and, between
+// them, sandbox.NAME.ip.
+type Template []Part
+
+// Part is a literal (Lit) or the address of the sandbox named IPOf.
+type Part struct {
+	Lit  string
+	IPOf string
+}
+
+func (t Template) tokens() hclwrite.Tokens {
+	toks := hclwrite.Tokens{{Type: hclsyntax.TokenOQuote, Bytes: []byte(`"`)}}
+	for _, p := range t {
+		if p.IPOf == "" {
+			lit := hclwrite.TokensForValue(cty.StringVal(p.Lit))
+			toks = append(toks, lit[1:len(lit)-1]...) // without the quotes
+			continue
+		}
+		toks = append(toks, &hclwrite.Token{Type: hclsyntax.TokenTemplateInterp, Bytes: []byte("${")})
+		toks = append(toks, hclwrite.TokensForTraversal(hcl.Traversal{
+			hcl.TraverseRoot{Name: "sandbox"}, hcl.TraverseAttr{Name: p.IPOf}, hcl.TraverseAttr{Name: "ip"}})...)
+		toks = append(toks, &hclwrite.Token{Type: hclsyntax.TokenTemplateSeqEnd, Bytes: []byte("}")})
+	}
+	return append(toks, &hclwrite.Token{Type: hclsyntax.TokenCQuote, Bytes: []byte(`"`)})
 }
 
 // Mount is a mount block: a host path (Source) or a named volume (Volume).
@@ -126,7 +156,13 @@ func (f *File) Bytes() []byte {
 	}
 	for _, v := range f.Volumes {
 		comments(root, v.Comments)
-		root.AppendNewBlock("volume", []string{v.Name})
+		// An empty block, written on one line as people write it: volume "data" {}
+		toks := hclwrite.Tokens{{Type: hclsyntax.TokenIdent, Bytes: []byte("volume")}}
+		toks = append(toks, hclwrite.TokensForValue(cty.StringVal(v.Name))...)
+		toks = append(toks, &hclwrite.Token{Type: hclsyntax.TokenOBrace, Bytes: []byte("{")},
+			&hclwrite.Token{Type: hclsyntax.TokenCBrace, Bytes: []byte("}")},
+			&hclwrite.Token{Type: hclsyntax.TokenNewline, Bytes: []byte("\n")})
+		root.AppendUnstructuredTokens(toks)
 		root.AppendNewline()
 	}
 	for _, n := range f.Networks {
@@ -156,6 +192,9 @@ func (s *Sandbox) write(b *hclwrite.Body) {
 		b.SetAttributeValue("cpus", cty.NumberIntVal(int64(s.CPUs)))
 	}
 	str("memory", s.Memory)
+	if s.Pids > 0 {
+		b.SetAttributeValue("pids", cty.NumberIntVal(int64(s.Pids)))
+	}
 	if s.Entrypoint != nil {
 		b.SetAttributeValue("entrypoint", strList(s.Entrypoint))
 	}
@@ -167,8 +206,8 @@ func (s *Sandbox) write(b *hclwrite.Body) {
 	if len(s.EnvFiles) > 0 {
 		b.SetAttributeValue("env_file", strList(s.EnvFiles))
 	}
-	if len(s.Env) > 0 {
-		b.SetAttributeRaw("env", objectTokens(s.Env, false))
+	if len(s.Env) > 0 || len(s.EnvRefs) > 0 {
+		b.SetAttributeRaw("env", envTokens(s.Env, s.EnvRefs))
 	}
 	if len(s.Rlimits) > 0 {
 		b.SetAttributeRaw("rlimits", objectTokens(s.Rlimits, true))
@@ -298,6 +337,33 @@ func objectTokens(m map[string]string, numbers bool) hclwrite.Tokens {
 			val = hclwrite.Tokens{{Type: hclsyntax.TokenNumberLit, Bytes: []byte(v)}}
 		} else {
 			val = hclwrite.TokensForValue(cty.StringVal(v))
+		}
+		attrs[i] = hclwrite.ObjectAttrTokens{Name: name, Value: val}
+	}
+	return hclwrite.TokensForObject(attrs)
+}
+
+// envTokens writes env: literal values and templates, keys sorted together.
+func envTokens(lits map[string]string, refs map[string]Template) hclwrite.Tokens {
+	keys := make([]string, 0, len(lits)+len(refs))
+	for k := range lits {
+		keys = append(keys, k)
+	}
+	for k := range refs {
+		if _, dup := lits[k]; !dup {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	attrs := make([]hclwrite.ObjectAttrTokens, len(keys))
+	for i, k := range keys {
+		name := hclwrite.TokensForIdentifier(k)
+		if !hclsyntax.ValidIdentifier(k) {
+			name = hclwrite.TokensForValue(cty.StringVal(k))
+		}
+		val := hclwrite.TokensForValue(cty.StringVal(lits[k]))
+		if t, ok := refs[k]; ok {
+			val = t.tokens()
 		}
 		attrs[i] = hclwrite.ObjectAttrTokens{Name: name, Value: val}
 	}
