@@ -133,7 +133,7 @@ func (d *nsDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writer
 	// sbx-init is the sandbox's PID 1 and, before that, the namespace child that builds its
 	// root: a small program that starts in a fraction of sbx's time.
 	if cfg.Init, err = sbxinit.FindInit(); err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
+		return nil, err
 	}
 	p, err := ns.Start(context.WithoutCancel(ctx), []string{cfg.Init, ns.ChildCommand}, cfg, console, console)
 	if err != nil {
