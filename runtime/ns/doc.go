@@ -9,8 +9,9 @@
 // # Two processes
 //
 // The parent side, [Start], writes the sandbox's init layer (below), then
-// re-executes a binary (sbx with a hidden command, or a test binary) in
-// fresh mount, PID, UTS, IPC and network namespaces, places it in its
+// runs a binary that calls RunChild ("sbx-init __ns" for the ns driver —
+// sbx-init starts in a fraction of sbx's time —, sbx __ns, or a test
+// binary) in fresh mount, PID, UTS, IPC and network namespaces, places it in its
 // cgroups, writes the [Config] as JSON on its stdin and waits for a
 // handshake on a report pipe (fd 3 in the child). The child side,
 // [RunChild], builds the root filesystem in its private mount namespace,
