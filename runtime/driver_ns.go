@@ -28,7 +28,6 @@ import (
 // nsDriver runs sandboxes in Linux namespaces (runtime/ns): weaker isolation than a VM, for
 // hosts without KVM or libkrun, chosen explicitly.
 type nsDriver struct {
-	exe string
 	log *slog.Logger
 }
 
