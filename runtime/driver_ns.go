@@ -20,6 +20,7 @@ import (
 	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/runtime/ns"
 	"github.com/sbx-dev/sbx/runtime/nsnet"
+	"github.com/sbx-dev/sbx/runtime/sbxinit"
 	"github.com/sbx-dev/sbx/runtime/spec"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
@@ -27,7 +28,6 @@ import (
 // nsDriver runs sandboxes in Linux namespaces (runtime/ns): weaker isolation than a VM, for
 // hosts without KVM or libkrun, chosen explicitly.
 type nsDriver struct {
-	exe string
 	log *slog.Logger
 }
 
@@ -88,6 +88,8 @@ func (d *nsDriver) nsConfig(s *spec.RunSpec) ns.Config {
 		MemoryMiB:    s.Resources.MemoryMiB,
 		Pids:         s.Resources.Pids,
 		CgroupParent: cgroupParent(s.Project),
+		InitLayer:    nsInitLayer(s.Dir),
+		ControlDir:   filepath.Dir(nsControlSocket(s)),
 	}
 	for _, m := range s.Mounts {
 		cfg.Mounts = append(cfg.Mounts, ns.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
@@ -123,12 +125,16 @@ func (d *nsDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writer
 	}
 	inst.handle = h
 	cfg.NetNS = h.NetNSPath()
-	cfg.Hosts = hostsFile(s, h.IP())
 	if err := inst.publish(); err != nil {
 		return nil, err
 	}
-	cfg.ResolvConf = nsnet.ResolvConf(string(s.Network.Scope), inst.serveDNS(console))
-	p, err := ns.Start(context.WithoutCancel(ctx), []string{d.exe, NSChildCommand}, cfg, console, console)
+	cfg.Network = nsInitNetwork(s, h, inst.serveDNS(console))
+	// sbx-init is the sandbox's PID 1 and, before that, the namespace child that builds its
+	// root: a small program that starts in a fraction of sbx's time.
+	if cfg.Init, err = sbxinit.FindInit(); err != nil {
+		return nil, err
+	}
+	p, err := ns.Start(context.WithoutCancel(ctx), []string{cfg.Init, ns.ChildCommand}, cfg, console, console)
 	if err != nil {
 		return nil, err
 	}
@@ -297,20 +303,37 @@ func removeEmptyCgroupParents(project string) {
 	}
 }
 
-// hostsFile is the sandbox's /etc/hosts: localhost, itself, and the other sandboxes of its
-// group by name.
-func hostsFile(s *spec.RunSpec, ip netip.Addr) string {
-	var b strings.Builder
-	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-	if ip.IsValid() {
-		fmt.Fprintf(&b, "%s\t%s\n", ip, s.Process.Hostname)
-	} else {
-		fmt.Fprintf(&b, "127.0.1.1\t%s\n", s.Process.Hostname)
+// nsInitLayer is the sandbox's init layer: sbx-init and its run config (runtime/sbxinit).
+func nsInitLayer(dir string) string { return filepath.Join(dir, "init") }
+
+// nsControlSocket is the host end of the init's control socket, where the krun driver has
+// its own: <sandbox dir>/ctl/init.sock.
+func nsControlSocket(s *spec.RunSpec) string {
+	return filepath.Join(s.Dir, "ctl", sbxinit.ControlSocket)
+}
+
+// nsInitNetwork is what the init writes into the sandbox's /etc: hosts (localhost, itself at
+// its address, its group's peers, as sbxinit.FromSpec lists them) and resolv.conf (the DNS
+// forwarder on the gateway, dns non-nil; else the host's name servers the scope may reach,
+// or none). nsnet has configured eth0 in the namespace already: the init configures no
+// interface.
+func nsInitNetwork(s *spec.RunSpec, h *nsnet.Handle, dns *nsnet.Handle) *sbxinit.Network {
+	n := sbxinit.FromSpec(s).Network
+	if n == nil {
+		n = &sbxinit.Network{}
 	}
-	for _, name := range sortedKeys(s.Network.Peers) {
-		fmt.Fprintf(&b, "%s\t%s\n", s.Network.Peers[name], name)
+	n.Interface = ""
+	n.Address = netip.Prefix{}
+	if ip := h.IP(); ip.IsValid() {
+		n.Address = netip.PrefixFrom(ip, ip.BitLen())
 	}
-	return b.String()
+	switch scope := string(s.Network.Scope); {
+	case dns != nil && dns.Gateway().IsValid():
+		n.DNS = []netip.Addr{dns.Gateway()}
+	case scope == nsnet.ScopePublic || scope == nsnet.ScopeAny:
+		n.DNS = nsnet.Nameservers(scope)
+	}
+	return n
 }
 
 // writableLayer prepares dir/rw for the overlay's upper and work directories, refusing any

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/sbx-dev/sbx/runtime"
 	"github.com/sbx-dev/sbx/runtime/drivertest"
 	"github.com/sbx-dev/sbx/runtime/nsnet"
+	"github.com/sbx-dev/sbx/runtime/sbxinit"
 	"github.com/sbx-dev/sbx/runtime/spec"
 )
 
@@ -80,10 +82,36 @@ func freeSubnet(t *testing.T) netip.Prefix {
 	return netip.Prefix{}
 }
 
+// sbxInit builds, once per test binary, the sandboxes' init as make build does (static, no
+// cgo); useInit points the driver at it (the test binary has no sbx-init next to it).
+var sbxInit = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sbx-init-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "sbx-init")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "../cmd/sbx-init")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build sbx-init: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func useInit(t *testing.T) {
+	t.Helper()
+	bin, err := sbxInit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SBX_INIT", bin)
+}
+
 func TestNSDriverConformance(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the ns driver needs root")
 	}
+	useInit(t)
 	layer, err := busyboxLayer()
 	if err != nil {
 		t.Fatal(err)
@@ -142,4 +170,111 @@ func nsLeftovers(t *testing.T, s *spec.RunSpec) []string {
 		}
 	}
 	return left
+}
+
+// TestNSDriverInit: an ns sandbox's PID 1 is sbx-init, whose control socket the host reaches
+// at <sandbox dir>/ctl/init.sock (as on the krun driver) and which serves exec; the payload's
+// signal reaches the supervisor as a signal; an image of one static program and nothing
+// else (distroless-like) runs.
+func TestNSDriverInit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the ns driver needs root")
+	}
+	useInit(t)
+	layer, err := busyboxLayer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	projectDir := t.TempDir()
+	project := runtime.ProjectID("nsinit", projectDir)
+	newSpec := func(name, layer string, argv ...string) *spec.RunSpec {
+		return &spec.RunSpec{
+			Version: spec.Version, Project: project, Name: name,
+			Dir: filepath.Join(projectDir, ".sbx", "sandboxes", name), Driver: lang.DriverNS, Generation: 1,
+			Image:     spec.Image{Ref: "dir:" + layer, Layers: []string{layer}},
+			Process:   spec.Process{Argv: argv, Env: []string{"PATH=/bin"}, Workdir: "/", Hostname: name},
+			Resources: spec.Resources{CPUs: 1, MemoryMiB: 64, Pids: 64},
+			Network:   spec.Network{Scope: spec.ScopeNone},
+			Restart:   spec.RestartNo, StopTimeout: time.Second,
+		}
+	}
+	d := nsTestDriver()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	s := newSpec("web", layer, "sh", "-c", "echo web-ready; exec sleep 60")
+	var console syncWriter
+	inst, err := d.Start(ctx, s, &console)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = inst.Close(context.Background()) })
+	c, err := sbxinit.DialUnix(ctx, filepath.Join(s.Dir, "ctl", sbxinit.ControlSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out strings.Builder
+	code, err := c.Exec(ctx, sbxinit.ExecRequest{Argv: []string{"sh", "-c", "echo $(hostname) $(cat /proc/1/cmdline | tr '\\0' ' ')"}}, nil, &out, &out)
+	if err != nil || code != 0 || out.String() != "web /.sbx/init\n" {
+		t.Fatalf("exec: %d %v %q", code, err, out.String())
+	}
+	if err := c.Signal(ctx, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	ex, err := inst.Wait(ctx)
+	if err != nil || ex.Signal != "SIGTERM" || ex.Code != -1 || ex.Err != "" {
+		t.Fatalf("exit %+v, %v; want killed by SIGTERM", ex, err)
+	}
+	if err := inst.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Shell-less: /app/echo is busybox, which runs the applet its name says.
+	bare := t.TempDir()
+	if err := os.Chmod(bare, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bb, err := os.ReadFile(filepath.Join(layer, "bin", "busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(bare, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bare, "app", "echo"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s = newSpec("bare", bare, "/app/echo", "distroless", "runs")
+	s.Process.Env, s.Process.User = nil, "65532"
+	var bareConsole syncWriter
+	inst, err = d.Start(ctx, s, &bareConsole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = inst.Close(context.Background()) })
+	if ex, err := inst.Wait(ctx); err != nil || ex.Code != 0 || ex.Signal != "" {
+		t.Fatalf("exit %+v, %v", ex, err)
+	}
+	if got := bareConsole.String(); !strings.Contains(got, "distroless runs\n") {
+		t.Fatalf("console %q", got)
+	}
+}
+
+// syncWriter collects a sandbox's console.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

@@ -15,8 +15,8 @@ const (
 )
 
 // NewDriver returns the driver called name (one of lang.DriverNames; "" is the default). exe
-// is the sbx binary, re-executed for the payload process (the VMM child or the namespace
-// child).
+// is the sbx binary, re-executed for the VMM child; the ns driver runs sbx-init
+// (sbxinit.FindInit) as its namespace child instead.
 func NewDriver(name, exe string, log *slog.Logger) (Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -25,7 +25,7 @@ func NewDriver(name, exe string, log *slog.Logger) (Driver, error) {
 	case lang.DriverKrun, "":
 		return &krunDriver{exe: exe, log: log}, nil
 	case lang.DriverNS:
-		return &nsDriver{exe: exe, log: log}, nil
+		return &nsDriver{log: log}, nil
 	}
 	return nil, fmt.Errorf("unknown driver %q: use %s", name, strings.Join(lang.DriverNames(), " or "))
 }

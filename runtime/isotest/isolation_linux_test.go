@@ -32,7 +32,27 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(withInit(m))
+}
+
+// withInit builds the sandbox's init, sbx-init, as make build does, and points the ns
+// driver at it (a test binary has none next to it).
+func withInit(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "sbx-isotest-init-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "sbx-init")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "../../cmd/sbx-init")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build sbx-init: %v\n%s", err, out)
+		return 1
+	}
+	os.Setenv("SBX_INIT", bin)
+	return m.Run()
 }
 
 // result is one line of the probe's output.

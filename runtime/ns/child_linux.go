@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path"
 	"runtime"
 	"strconv"
@@ -17,46 +16,58 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sbx-dev/sbx/runtime/seccomp"
+	"github.com/sbx-dev/sbx/runtime/sbxinit"
 )
 
-// event is one line on the report pipe, child to parent.
+// event is one line on the report pipe, child to parent: the ns child's own
+// setup failures (with their Step), then the init's [sbxinit.Event]s on the
+// same descriptor, which the init inherits.
 type event struct {
-	// Event is "started" (the payload runs), "error" (setup failed; nothing
-	// runs) or "exit" (the payload ended; init exits next).
-	Event  string      `json:"event"`
-	Pid    int         `json:"pid,omitempty"` // the payload's pid inside the sandbox
-	Error  *StepError  `json:"error,omitempty"`
-	Status *ExitStatus `json:"status,omitempty"`
+	sbxinit.Event
+	// Step names the ns child's failing setup step; empty for the init's
+	// events.
+	Step string `json:"step,omitempty"`
 }
+
+// stepError is the error an "error" event stands for.
+func (ev *event) stepError() *StepError {
+	step := ev.Step
+	if step == "" {
+		step = "init"
+	}
+	return &StepError{Step: step, Msg: ev.Error, Errno: ev.Errno}
+}
+
+// reportFD is the report pipe's descriptor in the child, and in the init.
+const reportFD = 3
 
 // stagingDir is where the child lays its private tmpfs, under which the new
 // root is assembled. Mounts there exist only in the child's mount namespace,
 // so every sandbox can use the same directory at once.
 const stagingDir = "/run/sbx-ns"
 
-// forwardedSignals are the signals init passes on to the payload.
-func forwardedSignals() []os.Signal {
-	return []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
-}
-
 // RunChild is the child side of [Start]: the hidden command of sbx calls it
 // with its stdin (the JSON [Config]) and fd 3 (the report pipe). It expects
 // to run in the fresh namespaces Start creates, as their PID 1.
 //
-// It sets up the sandbox, starts the payload and stays as its init; once
-// the payload has started it never returns but exits the process with the
-// payload's status. It returns an error only when the setup failed, after
-// reporting it to the parent; the caller should then exit non-zero.
+// It builds the sandbox's root, pivots into it and executes the init
+// (sbxinit.InitPath), which stays PID 1, runs the payload and reports on the
+// same pipe. It returns only when that failed, after reporting it to the
+// parent; the caller should then exit non-zero.
 func RunChild(stdin io.Reader, report *os.File) error {
-	// Joining a network namespace moves only the calling thread, and the
-	// payload is forked from that thread: keep this goroutine on it.
+	// Joining a network namespace, the cgroup namespace and the session
+	// keyring change only the calling thread, and the init is executed from
+	// it: keep this goroutine on it.
 	runtime.LockOSThread()
-	syscall.CloseOnExec(int(report.Fd()))
+	fd := int(report.Fd())
+	syscall.CloseOnExec(fd)
 	enc := json.NewEncoder(report)
 	fail := func(se *StepError) error {
-		_ = enc.Encode(event{Event: "error", Error: se})
+		_ = enc.Encode(event{Event: sbxinit.Event{Event: "error", Error: se.Msg, Errno: se.Errno}, Step: se.Step})
 		return se
+	}
+	if fd != reportFD {
+		return fail(&StepError{Step: "report pipe", Msg: fmt.Sprintf("descriptor %d, want %d", fd, reportFD)})
 	}
 	var cfg Config
 	if err := json.NewDecoder(stdin).Decode(&cfg); err != nil {
@@ -73,11 +84,10 @@ func RunChild(stdin io.Reader, report *os.File) error {
 	if se := c.setup(); se != nil {
 		return fail(se)
 	}
-	plan, se := c.payload()
-	if se != nil {
+	if se := execInit(); se != nil {
 		return fail(se)
 	}
-	return c.runInit(plan, enc)
+	return nil
 }
 
 // child is the state of the setup.
@@ -131,32 +141,50 @@ func (c *child) setup() *StepError {
 	if err := setupDev(rootFD); err != nil {
 		return stepErr("set up /dev", err)
 	}
-	for _, f := range []struct{ name, content string }{{"hosts", cfg.Hosts}, {"resolv.conf", cfg.ResolvConf}} {
-		if f.content == "" {
-			continue
-		}
-		src := path.Join(stagingDir, f.name)
-		if err := os.WriteFile(src, []byte(f.content), 0o644); err != nil {
-			return stepErr("write /etc/"+f.name, err)
-		}
-		if err := bindIn(rootFD, src, "/etc/"+f.name, false); err != nil {
-			return stepErr("mount /etc/"+f.name, err)
-		}
-	}
-	// The user's mounts come last, so they win over /dev or /etc/hosts,
-	// as with Docker.
+	// The user's mounts come last, so they win over /dev, as with Docker.
 	for _, m := range cfg.Mounts {
 		if err := bindIn(rootFD, m.Source, m.Target, m.ReadOnly); err != nil {
 			return stepErr(fmt.Sprintf("mount %s on %s", m.Source, m.Target), err)
 		}
 	}
-	if err := unix.Sethostname([]byte(cfg.hostname())); err != nil {
-		return stepErr("set hostname "+cfg.hostname(), err)
+	// The init's control socket, reachable from the host (the init hides
+	// /.sbx from the payload once it holds the directory).
+	if cfg.ControlDir != "" {
+		if err := bindIn(rootFD, cfg.ControlDir, sbxinit.ControlDir, false); err != nil {
+			return stepErr("mount the control directory "+cfg.ControlDir, err)
+		}
 	}
 	if err := pivot(c.root); err != nil {
 		return stepErr("pivot_root", err)
 	}
 	return nil
+}
+
+// execInit makes the init PID 1: stdin /dev/null (the payload's), the
+// report pipe inherited, a session keyring of the sandbox's own (so nothing
+// reaches the keys of the session sbx was started from), no environment
+// (the run config is a file). The init keeps every capability: it mounts,
+// and confines what it starts itself (the capability bounding set,
+// no_new_privs and the seccomp filter of its run config).
+func execInit() *StepError {
+	if _, err := unix.KeyctlInt(unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0); err != nil && !errors.Is(err, unix.ENOSYS) {
+		return stepErr("join a new session keyring", err)
+	}
+	devnull, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return stepErr("open /dev/null", err)
+	}
+	if err := unix.Dup3(devnull, 0, 0); err != nil {
+		unix.Close(devnull)
+		return stepErr("open /dev/null", err)
+	}
+	unix.Close(devnull)
+	if _, err := unix.FcntlInt(reportFD, unix.F_SETFD, 0); err != nil {
+		return stepErr("pass the report pipe", err)
+	}
+	err = unix.Exec(sbxinit.InitPath, []string{sbxinit.InitPath}, []string{})
+	syscall.CloseOnExec(reportFD)
+	return stepErr("exec "+sbxinit.InitPath, err)
 }
 
 // mountRoot mounts the root file system on c.root.
@@ -173,17 +201,6 @@ func (c *child) mountRoot() *StepError {
 			return stepErr("mount overlay", fmt.Errorf("layer %s is not a directory", l))
 		}
 	}
-	if cfg.UpperDir == "" && len(lowers) == 1 {
-		// overlayfs wants two lowers without an upper; a read-only bind
-		// mount is the same thing.
-		if err := unix.Mount(lowers[0], c.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return stepErr("mount root", err)
-		}
-		if err := unix.Mount("", c.root, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
-			return stepErr("mount root read-only", err)
-		}
-		return nil
-	}
 	if cfg.UpperDir != "" {
 		if err := makeUpper(cfg.UpperDir, lowers[len(lowers)-1]); err != nil {
 			return stepErr("create upper directory", err)
@@ -192,12 +209,14 @@ func (c *child) mountRoot() *StepError {
 			return stepErr("create work directory", err)
 		}
 	}
-	data, dir, err := overlayOptions(lowers, cfg.UpperDir, cfg.WorkDir, os.Getpagesize())
+	// The init layer is the topmost lower layer: no image can hide the init.
+	initLayer := cfg.initLayer()
+	data, dir, err := overlayOptions(lowers, initLayer, cfg.UpperDir, cfg.WorkDir, os.Getpagesize())
 	var oe *optionsError
 	if errors.As(err, &oe) {
 		// The new mount API takes the layers one at a time, without a
 		// length limit or escaping (Linux 6.8+).
-		if nerr := mountOverlayFsconfig(c.root, lowers, cfg.UpperDir, cfg.WorkDir); nerr != nil {
+		if nerr := mountOverlayFsconfig(c.root, append(lowers[:len(lowers):len(lowers)], initLayer), cfg.UpperDir, cfg.WorkDir); nerr != nil {
 			return stepErr("mount overlay", fmt.Errorf("%w (and fsconfig lowerdir+: %v)", err, nerr))
 		}
 		return nil
@@ -251,12 +270,14 @@ func makeUpper(upper, top string) error {
 	return os.Chmod(upper, st.Mode().Perm()|st.Mode()&(os.ModeSticky|os.ModeSetgid))
 }
 
-// overlayOptions builds the overlay mount data for lowers (bottom first).
-// mount(2) copies at most one page of it; when the lowerdir list does not
-// fit, the layers are named relative to their longest common parent, which
-// is returned as dir: the caller must chdir there for the mount.
-func overlayOptions(lowers []string, upper, work string, limit int) (data, dir string, err error) {
-	for _, p := range append([]string{upper, work}, lowers...) {
+// overlayOptions builds the overlay mount data for lowers (bottom first)
+// and the init layer above them. mount(2) copies at most one page of it;
+// when the lowerdir list does not fit, the image's layers are named relative
+// to their longest common parent, which is returned as dir: the caller must
+// chdir there for the mount. The init layer, which lives elsewhere, keeps
+// its absolute name.
+func overlayOptions(lowers []string, initLayer, upper, work string, limit int) (data, dir string, err error) {
+	for _, p := range append([]string{upper, work, initLayer}, lowers...) {
 		if strings.ContainsAny(p, ",:\\\n") {
 			return "", "", &optionsError{fmt.Sprintf("path %q contains a comma, colon, backslash or newline, which overlay mount options cannot carry: move it", p)}
 		}
@@ -266,7 +287,7 @@ func overlayOptions(lowers []string, upper, work string, limit int) (data, dir s
 		for i, n := range names {
 			rev[len(names)-1-i] = n
 		}
-		opts := "lowerdir=" + strings.Join(rev, ":")
+		opts := "lowerdir=" + initLayer + ":" + strings.Join(rev, ":")
 		if upper != "" {
 			opts += ",upperdir=" + upper + ",workdir=" + work
 		}
@@ -586,33 +607,6 @@ func allowPingSockets() {
 	_ = os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte("0 2147483647"), 0)
 }
 
-// dropBoundingCapabilities limits what the payload, forked from this
-// thread, can hold. The bounding set is per thread, so init's other
-// threads are unaffected; the caller is locked to this thread.
-func dropBoundingCapabilities() error {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err != nil {
-		return err
-	}
-	last, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return err
-	}
-	keep := map[int]bool{}
-	for _, c := range keptCapabilities() {
-		keep[c] = true
-	}
-	for c := 0; c <= last; c++ {
-		if keep[c] {
-			continue
-		}
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
-			return fmt.Errorf("capability %d: %w", c, err)
-		}
-	}
-	return nil
-}
-
 // setupDev gives the sandbox a minimal /dev of its own.
 func setupDev(rootFD int) error {
 	if err := mountIn(rootFD, "tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
@@ -653,227 +647,4 @@ func setupDev(rootFD int) error {
 		}
 	}
 	return nil
-}
-
-// launch is the payload, resolved inside the new root.
-type launch struct {
-	path   string
-	argv   []string
-	attr   *syscall.ProcAttr
-	filter []unix.SockFilter // the seccomp filter
-}
-
-// payload resolves the user, working directory, rlimits, environment and
-// executable, after pivot_root.
-func (c *child) payload() (launch, *StepError) {
-	cfg := c.cfg
-	passwd, _ := os.Open("/etc/passwd")
-	group, _ := os.Open("/etc/group")
-	u, err := resolveUser(cfg.User, readerOrNil(passwd), readerOrNil(group))
-	if passwd != nil {
-		passwd.Close()
-	}
-	if group != nil {
-		group.Close()
-	}
-	if err != nil {
-		return launch{}, stepErr("user "+cfg.User, err)
-	}
-	wd := cfg.Workdir
-	if wd == "" {
-		wd = "/"
-	}
-	if st, err := os.Stat(wd); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(wd, 0o755); err != nil {
-			return launch{}, stepErr("workdir "+wd, err)
-		}
-	} else if err != nil {
-		return launch{}, stepErr("workdir "+wd, err)
-	} else if !st.IsDir() {
-		return launch{}, stepErr("workdir "+wd, errors.New("not a directory"))
-	}
-	for _, rl := range cfg.Rlimits {
-		if err := setRlimit(rl); err != nil {
-			return launch{}, err
-		}
-	}
-	if err := dropBoundingCapabilities(); err != nil {
-		return launch{}, stepErr("drop capabilities", err)
-	}
-	filter, err := seccomp.Filter()
-	if err != nil {
-		return launch{}, stepErr("seccomp", err)
-	}
-	env := withDefault(cfg.Env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	env = withDefault(env, "HOME", u.Home)
-	env = withDefault(env, "HOSTNAME", cfg.hostname())
-	exe, err := lookPath(cfg.Argv[0], getenv(env, "PATH"))
-	if err != nil {
-		return launch{}, stepErr("exec "+cfg.Argv[0], err)
-	}
-	return launch{path: exe, argv: cfg.Argv, filter: filter, attr: &syscall.ProcAttr{
-		Dir: wd,
-		Env: env,
-		Sys: &syscall.SysProcAttr{
-			Setsid:     true,
-			Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups},
-		},
-	}}, nil
-}
-
-// setRlimit applies one rlimit to this process (and so the payload),
-// explaining the failures a user can fix.
-func setRlimit(rl Rlimit) *StepError {
-	name := RlimitName(rl.Resource)
-	step := "rlimit " + name + " " + strconv.FormatUint(rl.Soft, 10)
-	if rl.Soft != rl.Hard {
-		step += ":" + strconv.FormatUint(rl.Hard, 10)
-	}
-	if rl.Soft > rl.Hard {
-		return &StepError{Step: step, Msg: "the soft limit is above the hard limit: swap them", Errno: syscall.EINVAL}
-	}
-	var cur syscall.Rlimit
-	_ = syscall.Getrlimit(rl.Resource, &cur)
-	// syscall.Setrlimit, not unix: for NOFILE it also stops the Go runtime
-	// from restoring its own startup limit in the forked payload.
-	err := syscall.Setrlimit(rl.Resource, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard})
-	if err == nil {
-		return nil
-	}
-	se := stepErr(step, err)
-	if errors.Is(err, syscall.EPERM) && rl.Hard > cur.Max {
-		se.Msg = fmt.Sprintf("raising the hard limit above %d needs CAP_SYS_RESOURCE, which sbx does not have here: ask for a hard limit of at most %d", cur.Max, cur.Max)
-		if rl.Resource == syscall.RLIMIT_NOFILE {
-			if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
-				if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && rl.Hard > n {
-					se.Msg += fmt.Sprintf(" (and the kernel's fs.nr_open caps it at %d)", n)
-				}
-			}
-		}
-	}
-	return se
-}
-
-// runInit starts the payload and stays as its init until it exits.
-func (c *child) runInit(l launch, enc *json.Encoder) error {
-	devnull, err := os.Open("/dev/null")
-	if err != nil {
-		se := stepErr("open /dev/null", err)
-		_ = enc.Encode(event{Event: "error", Error: se})
-		return se
-	}
-	l.attr.Files = []uintptr{devnull.Fd(), 1, 2}
-	if se := confine(l.filter); se != nil {
-		_ = enc.Encode(event{Event: "error", Error: se})
-		return se
-	}
-
-	// Subscribe before the fork so no SIGCHLD or early signal is lost.
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, append(forwardedSignals(), syscall.SIGCHLD)...)
-	pid, err := syscall.ForkExec(l.path, l.argv, l.attr)
-	if err != nil {
-		se := stepErr("exec "+l.argv[0], err)
-		_ = enc.Encode(event{Event: "error", Error: se})
-		return se
-	}
-	devnull.Close()
-	_ = enc.Encode(event{Event: "started", Pid: pid})
-
-	var status ExitStatus
-	for sig := range sigs {
-		if sig != syscall.SIGCHLD {
-			_ = syscall.Kill(pid, sig.(syscall.Signal))
-			continue
-		}
-		done := false
-		for {
-			var ws syscall.WaitStatus
-			wpid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil || wpid <= 0 {
-				break
-			}
-			if wpid == pid {
-				done = true
-				switch {
-				case ws.Signaled():
-					status = ExitStatus{Code: 128 + int(ws.Signal()), Signal: ws.Signal()}
-				default:
-					status = ExitStatus{Code: ws.ExitStatus()}
-				}
-			}
-		}
-		if done {
-			break
-		}
-	}
-	_ = enc.Encode(event{Event: "exit", Status: &status})
-	// Exiting as PID 1 makes the kernel kill whatever else still runs.
-	os.Exit(status.Code)
-	return nil
-}
-
-// confine is the last step before the payload is forked from this thread
-// (init stays on it, locked): a session keyring of the sandbox's own, so
-// that nothing reaches the keys of the session sbx was started from; then
-// no_new_privs, so no setuid or file-capability binary gains privileges;
-// then the seccomp filter. All three are per thread and inherited by the
-// payload; init's other threads keep running without them.
-func confine(filter []unix.SockFilter) *StepError {
-	if _, err := unix.KeyctlInt(unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0); err != nil && !errors.Is(err, unix.ENOSYS) {
-		return stepErr("join a new session keyring", err)
-	}
-	if err := seccomp.Install(filter); err != nil {
-		return stepErr("seccomp", err)
-	}
-	return nil
-}
-
-func readerOrNil(f *os.File) io.Reader {
-	if f == nil {
-		return nil
-	}
-	return f
-}
-
-// withDefault adds key=value to env unless key is set.
-func withDefault(env []string, key, value string) []string {
-	for _, kv := range env {
-		if strings.HasPrefix(kv, key+"=") {
-			return env
-		}
-	}
-	return append(env[:len(env):len(env)], key+"="+value)
-}
-
-func getenv(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// lookPath finds name in pathList, inside the new root.
-func lookPath(name, pathList string) (string, error) {
-	if strings.Contains(name, "/") {
-		if _, err := os.Stat(name); err != nil {
-			return "", err
-		}
-		return name, nil
-	}
-	for _, dir := range strings.Split(pathList, ":") {
-		if dir == "" {
-			dir = "."
-		}
-		p := path.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%q not found in the sandbox's PATH (%s): check the image's entrypoint and command", name, pathList)
 }

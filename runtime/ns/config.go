@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/sbx-dev/sbx/runtime/sbxinit"
 )
 
 // Config is everything the child needs to become a sandbox. The parent
@@ -64,14 +66,30 @@ type Config struct {
 	// calling process's cgroup, absolute ones from the hierarchy's root.
 	CgroupParent string `json:"cgroup_parent,omitempty"`
 
-	// Hosts and ResolvConf, when not empty, become the sandbox's /etc/hosts
-	// and /etc/resolv.conf. They are not written into the writable layer.
-	Hosts      string `json:"hosts,omitempty"`
-	ResolvConf string `json:"resolv_conf,omitempty"`
+	// Network is what the init writes into the sandbox's /etc (hosts from its
+	// address and Hosts, resolv.conf from DNS), or configures when Interface
+	// is set. Nil: only loopback, and the image's /etc files.
+	Network *sbxinit.Network `json:"network,omitempty"`
 	// NetNS is the path of a network namespace to join (/run/netns/x). When
 	// empty the sandbox gets a fresh one with only loopback up.
 	NetNS string `json:"netns,omitempty"`
+
+	// Init is the sbx-init program that runs as the sandbox's PID 1;
+	// sbxinit.FindInit() when empty.
+	Init string `json:"init,omitempty"`
+	// InitLayer is the directory Start writes the init layer into (the
+	// program and its run config), the topmost read-only lower layer; "init"
+	// next to UpperDir when empty. It belongs to the sandbox.
+	InitLayer string `json:"init_layer,omitempty"`
+	// ControlDir, when set, is a host directory (made 0700) bound at
+	// /.sbx/ctl in the sandbox, where the init listens on its control socket:
+	// the host dials ControlDir/init.sock (sbxinit.ControlSocket).
+	ControlDir string `json:"control_dir,omitempty"`
 }
+
+// ChildCommand is the argument that makes a program the namespace child (it
+// calls [RunChild]): sbx-init (cmd/sbx-init) and sbx take it.
+const ChildCommand = "__ns"
 
 // DefaultPids is the sandbox's pids limit when Config.Pids is 0: enough for
 // any service, low enough that a fork bomb stays inside. MinPids is the
@@ -183,6 +201,8 @@ func (c *Config) validate() error {
 		return errors.New("config: no root file system: neither layers nor a root directory")
 	case len(c.Layers) > 0 && c.RootDir != "":
 		return errors.New("config: both layers and a root directory given; use one")
+	case c.UpperDir == "" && c.InitLayer == "":
+		return errors.New("config: without a writable layer, name a directory for the init layer (InitLayer)")
 	case (c.UpperDir == "") != (c.WorkDir == ""):
 		return errors.New("config: upper and work directories go together")
 	case c.CPUs < 0 || c.MemoryMiB < 0 || c.Pids < 0:
@@ -192,7 +212,7 @@ func (c *Config) validate() error {
 	case c.UpperDir != "" && path.Dir(path.Clean(c.UpperDir)) != path.Dir(path.Clean(c.WorkDir)):
 		return fmt.Errorf("config: the upper directory %s and the work directory %s must be in the same directory (the sandbox's own, which is made 0700)", c.UpperDir, c.WorkDir)
 	}
-	for _, p := range append([]string{c.RootDir, c.UpperDir, c.WorkDir, c.NetNS}, c.Layers...) {
+	for _, p := range append([]string{c.RootDir, c.UpperDir, c.WorkDir, c.NetNS, c.Init, c.InitLayer, c.ControlDir}, c.Layers...) {
 		if p != "" && !path.IsAbs(p) {
 			return fmt.Errorf("config: %q is not an absolute path", p)
 		}
@@ -200,6 +220,9 @@ func (c *Config) validate() error {
 	for _, m := range c.Mounts {
 		if !path.IsAbs(m.Source) || !path.IsAbs(m.Target) {
 			return fmt.Errorf("config: mount %s -> %s: source and target must be absolute", m.Source, m.Target)
+		}
+		if t := path.Clean(m.Target); t == "/" || t == sbxinit.Dir || strings.HasPrefix(t, sbxinit.Dir+"/") {
+			return fmt.Errorf("config: mount %s -> %s: %s is the sandbox's root or sbx's init directory; mount it elsewhere", m.Source, m.Target, t)
 		}
 	}
 	if c.Workdir != "" && !path.IsAbs(c.Workdir) {
@@ -217,6 +240,14 @@ func validName(name string) error {
 		return fmt.Errorf("config: sandbox name %q is not usable as a cgroup name", name)
 	}
 	return nil
+}
+
+// initLayer is the directory the init layer is written into.
+func (c *Config) initLayer() string {
+	if c.InitLayer != "" {
+		return c.InitLayer
+	}
+	return path.Join(path.Dir(path.Clean(c.UpperDir)), "init")
 }
 
 // hostname is the sandbox's host name.

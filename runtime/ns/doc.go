@@ -8,15 +8,19 @@
 //
 // # Two processes
 //
-// The parent side, [Start], re-executes a binary (sbx with a hidden command,
-// or a test binary) in fresh mount, PID, UTS, IPC and network namespaces,
-// places it in its cgroups, writes the [Config] as JSON on its stdin and
-// waits for a handshake on a report pipe (fd 3 in the child). The child side,
+// The parent side, [Start], writes the sandbox's init layer (below), then
+// runs a binary that calls RunChild ("sbx-init __ns" for the ns driver —
+// sbx-init starts in a fraction of sbx's time —, sbx __ns, or a test
+// binary) in fresh mount, PID, UTS, IPC and network namespaces, places it in its
+// cgroups, writes the [Config] as JSON on its stdin and waits for a
+// handshake on a report pipe (fd 3 in the child). The child side,
 // [RunChild], builds the root filesystem in its private mount namespace,
-// pivots into it and runs the payload under a tiny init. Every step that can
-// fail reports a structured [StepError] ("mount overlay: ...") back to the
-// parent before anything starts, so configuration errors surface from Start
-// and not as a dead sandbox.
+// pivots into it and executes sbx's in-sandbox init, cmd/sbx-init (package
+// runtime/sbxinit, shared with the krun driver), which stays PID 1 and runs
+// the payload. Every step that can fail, the child's and the init's,
+// reports a structured [StepError] ("mount overlay: ...", "init: user ...")
+// back to the parent before the payload starts, so configuration errors
+// surface from Start and not as a dead sandbox.
 //
 // # Root filesystem
 //
@@ -41,12 +45,29 @@
 //
 // # Init
 //
-// The child is PID 1 of its PID namespace and stays there as a minimal init:
-// it forks the payload (with the sandbox's user, rlimits and working
-// directory), forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
-// to it, reaps every orphan that is reparented to it, and exits with the
-// payload's status once the payload ends. When it exits the kernel kills
-// whatever else still runs in the namespace.
+// Start writes the init layer into [Config.InitLayer]: the sbx-init program
+// at /.sbx/init ([Config.Init], or sbxinit.FindInit: $SBX_INIT, or sbx-init
+// next to sbx; a hard link, kept while it is one) and its run config at
+// /.sbx/config.json — the payload (argv, environment, working directory,
+// user), host name, rlimits, the /etc/hosts and resolv.conf contents
+// ([Config.Network]), the control socket and the confinement below. The
+// layer is the topmost lower layer of the overlay, so no image hides it.
+// With [Config.ControlDir] the child binds that host directory at /.sbx/ctl
+// before pivot_root, and the init listens there: the host dials
+// ControlDir/init.sock (sbxinit.DialUnix) for exec, copies, status and
+// signals, exactly as with the krun driver.
+//
+// The child then executes /.sbx/init with every capability (it mounts, and
+// serves exec), stdin /dev/null, no environment and the report pipe. The
+// init sets the host name, writes /etc/hosts, resolv.conf and hostname in a
+// tmpfs and binds them over the image's, applies the rlimits, resolves the
+// user in the image's /etc/passwd, hides /.sbx, starts the payload from a
+// thread confined as below, reaps every orphan, forwards SIGTERM, SIGINT,
+// SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and the job control signals to it, and
+// reports "started" and, when the payload ends, its exact status (an exit
+// code of 143 is not a SIGTERM) on the report pipe, then exits with the
+// payload's code or 128+signal. When it exits the kernel kills whatever
+// else still runs in the namespace.
 //
 // # Cgroups
 //
@@ -65,8 +86,11 @@
 //
 // # Confinement
 //
-// What the payload runs under, as in Docker's and podman's defaults (see
-// runtime/isotest for the probe that compares them):
+// What the payload, and every process exec'd through the control socket,
+// runs under, as in Docker's and podman's defaults (see runtime/isotest for
+// the probe that compares them). The init applies the capability bounding
+// set, no_new_privs and the seccomp filter to the thread it starts
+// processes from; the rest is the child's:
 //   - its own cgroup namespace, made once it is in its cgroups, so it sees
 //     nothing above them;
 //   - the root file system (every layer and the writable one) mounted
@@ -79,7 +103,7 @@
 //     namespace creation (so no user namespace from which to mount a
 //     cgroup file system), keyctl, add_key and request_key, mount, bpf,
 //     module loading, reboot and the rest of what Docker denies;
-//   - a session keyring of its own;
+//   - a session keyring of its own (joined before the init starts);
 //   - runc's masked paths in /proc and /sys (kcore, keys, timer_list,
 //     sched_debug, interrupts, acpi, scsi, firmware...), /proc/sys,
 //     /proc/sysrq-trigger and all of /sys read-only.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sbx-dev/sbx/runtime/sbxinit"
 )
 
 // childArg makes the test binary the ns child (see TestMain).
@@ -35,6 +38,7 @@ var testCgroupParent = fmt.Sprintf("/sbx-ns-test-%d", os.Getpid())
 type fixture struct {
 	dir         string
 	base, top   string
+	init        string // the sbx-init program
 	skipReason  string
 	cgroupsNote string
 }
@@ -71,6 +75,14 @@ func runTests(m *testing.M) int {
 		fx.dir = dir
 		if err := buildLayers(dir); err != nil {
 			fx.skipReason = err.Error()
+		}
+		// The sandboxes' init, as make build makes it: static, no cgo.
+		fx.init = filepath.Join(dir, "sbx-init")
+		build := exec.Command("go", "build", "-trimpath", "-o", fx.init, "../../cmd/sbx-init")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build sbx-init: %v\n%s", err, out)
+			return 1
 		}
 	}
 	code := m.Run()
@@ -192,6 +204,8 @@ func newConfig(tb testing.TB, argv ...string) Config {
 		Layers:       []string{fx.base, fx.top},
 		UpperDir:     filepath.Join(d, "upper"),
 		WorkDir:      filepath.Join(d, "work"),
+		InitLayer:    filepath.Join(d, "init"),
+		Init:         fx.init,
 		Argv:         argv,
 		Env:          []string{"PATH=/bin"},
 		CgroupParent: testCgroupParent,
@@ -320,7 +334,7 @@ func TestPIDNamespace(t *testing.T) {
 	if n, _ := strconv.Atoi(lines[1]); n < 2 || n > 4 {
 		t.Fatalf("/proc shows %d processes, want only the sandbox's: %q", n, out)
 	}
-	if !strings.Contains(out, "1 /proc/self/exe "+childArg) || strings.Contains(out, "go test") {
+	if !strings.Contains(out, "1 /.sbx/init") || strings.Contains(out, childArg) || strings.Contains(out, "go test") {
 		t.Fatalf("ps does not show exactly the sandbox: %q", out)
 	}
 }
@@ -435,11 +449,17 @@ func TestMountTargetSymlinkStaysInRoot(t *testing.T) {
 }
 
 func TestHostsResolvConf(t *testing.T) {
-	cfg := newConfig(t, "sh", "-c", "cat /etc/hosts /etc/resolv.conf")
-	cfg.Hosts = "10.0.0.1 db\n"
-	cfg.ResolvConf = "nameserver 10.0.0.53\n"
-	if out, _ := run(t, cfg); out != cfg.Hosts+cfg.ResolvConf {
-		t.Fatalf("got %q", out)
+	cfg := newConfig(t, "sh", "-c", "cat /etc/hosts /etc/resolv.conf /etc/hostname")
+	cfg.Hostname = "web"
+	cfg.Network = &sbxinit.Network{
+		Address: netip.MustParsePrefix("10.0.0.2/32"),
+		Hosts:   []sbxinit.Host{{Name: "db", Addr: netip.MustParseAddr("10.0.0.1")}},
+		DNS:     []netip.Addr{netip.MustParseAddr("10.0.0.53")},
+	}
+	want := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.0.0.2\tweb\n10.0.0.1\tdb\n" +
+		"nameserver 10.0.0.53\n" + "web\n"
+	if out, _ := run(t, cfg); out != want {
+		t.Fatalf("got %q, want %q", out, want)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.UpperDir, "etc/hosts")); err == nil {
 		t.Fatal("/etc/hosts was written into the writable layer")
@@ -569,12 +589,15 @@ func TestStepErrors(t *testing.T) {
 		{"soft above hard", func(c *Config) {
 			c.Rlimits = []Rlimit{{Resource: syscall.RLIMIT_NOFILE, Soft: 100, Hard: 10}}
 		}, "rlimit NOFILE 100:10", syscall.EINVAL, "swap"},
-		{"unknown user", func(c *Config) { c.User = "ghost" }, "user ghost", 0, "not found"},
-		{"unknown group", func(c *Config) { c.User = "app:ghosts" }, "user app:ghosts", 0, "not found"},
-		{"missing command", func(c *Config) { c.Argv = []string{"nosuch"} }, "exec nosuch", 0, "PATH"},
-		{"not executable", func(c *Config) { c.Argv = []string{"/etc/passwd"} }, "exec /etc/passwd", syscall.EACCES, ""},
+		// The init's failures: one step, its message.
+		{"unknown user", func(c *Config) { c.User = "ghost" }, "init", 0, `user "ghost" not found`},
+		{"unknown group", func(c *Config) { c.User = "app:ghosts" }, "init", 0, `group "ghosts" not found`},
+		{"missing command", func(c *Config) { c.Argv = []string{"nosuch"} }, "init", 0, "exec nosuch: not found in PATH /bin"},
+		{"not executable", func(c *Config) { c.Argv = []string{"/etc/passwd"} }, "init", 0, "exec /etc/passwd: permission denied"},
+		{"workdir is a file", func(c *Config) { c.Workdir = "/etc/passwd" }, "init", syscall.ENOTDIR, "working directory /etc/passwd"},
+		// The ns child's own.
 		{"missing layer", func(c *Config) { c.Layers = []string{"/nonexistent-layer"} }, "mount overlay", syscall.ENOENT, ""},
-		{"workdir is a file", func(c *Config) { c.Workdir = "/etc/passwd" }, "workdir /etc/passwd", 0, "not a directory"},
+		{"missing init", func(c *Config) { c.Init = "/nonexistent-init" }, "", 0, "init program"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := newConfig(t, "true")
@@ -585,7 +608,7 @@ func TestStepErrors(t *testing.T) {
 				t.Fatal("started")
 			}
 			var se *StepError
-			if !errors.As(err, &se) || se.Step != tc.step {
+			if tc.step != "" && (!errors.As(err, &se) || se.Step != tc.step) {
 				t.Fatalf("error %v, want step %q", err, tc.step)
 			}
 			if tc.errno != 0 && !errors.Is(err, tc.errno) {
@@ -834,7 +857,7 @@ func testManyLayers(t *testing.T, n int, parentName string) {
 		}
 		cfg.Layers = append(cfg.Layers, l)
 	}
-	if opts, dir, _ := overlayOptions(cfg.Layers, cfg.UpperDir, cfg.WorkDir, 1<<20); n > 50 && (dir != "" || len(opts) < os.Getpagesize()) {
+	if opts, dir, _ := overlayOptions(cfg.Layers, cfg.InitLayer, cfg.UpperDir, cfg.WorkDir, 1<<20); n > 50 && (dir != "" || len(opts) < os.Getpagesize()) {
 		t.Fatalf("the absolute options (%d bytes) should not fit in a page", len(opts))
 	}
 	if out, _ := run(t, cfg); out != fmt.Sprintf("%d\nfrom top\n", n) {
@@ -844,18 +867,18 @@ func testManyLayers(t *testing.T, n int, parentName string) {
 
 func TestOverlayOptions(t *testing.T) {
 	layers := []string{"/s/layers/aa", "/s/layers/bb", "/s/layers/cc"}
-	data, dir, err := overlayOptions(layers, "/p/up", "/p/work", 4096)
-	if err != nil || dir != "" || data != "lowerdir=/s/layers/cc:/s/layers/bb:/s/layers/aa,upperdir=/p/up,workdir=/p/work,index=off,xino=off" {
+	data, dir, err := overlayOptions(layers, "/p/init", "/p/up", "/p/work", 4096)
+	if err != nil || dir != "" || data != "lowerdir=/p/init:/s/layers/cc:/s/layers/bb:/s/layers/aa,upperdir=/p/up,workdir=/p/work,index=off,xino=off" {
 		t.Fatalf("%q %q %v", data, dir, err)
 	}
-	data, dir, err = overlayOptions(layers, "/p/up", "/p/work", 90)
-	if err != nil || dir != "/s/layers" || !strings.HasPrefix(data, "lowerdir=cc:bb:aa,") {
+	data, dir, err = overlayOptions(layers, "/p/init", "/p/up", "/p/work", 100)
+	if err != nil || dir != "/s/layers" || !strings.HasPrefix(data, "lowerdir=/p/init:cc:bb:aa,") {
 		t.Fatalf("%q %q %v", data, dir, err)
 	}
-	if _, _, err = overlayOptions(layers, "/p/up", "/p/work", 40); err == nil {
+	if _, _, err = overlayOptions(layers, "/p/init", "/p/up", "/p/work", 40); err == nil {
 		t.Fatal("no error for options that never fit")
 	}
-	if _, _, err = overlayOptions([]string{"/a:b"}, "", "", 4096); err == nil {
+	if _, _, err = overlayOptions([]string{"/a:b"}, "/p/init", "", "", 4096); err == nil {
 		t.Fatal("no error for a colon in a path")
 	}
 }
@@ -929,7 +952,16 @@ func TestPreflight(t *testing.T) {
 // that does nothing. Besides the wall time it reports the CPU time (user +
 // system, this process and the sandbox's) per start, which a loaded machine
 // disturbs far less.
-func BenchmarkStartStop(b *testing.B) {
+func BenchmarkStartStop(b *testing.B) { benchmarkStartStop(b, childArgv()) }
+
+// BenchmarkStartStopInitChild is BenchmarkStartStop with sbx-init as the
+// namespace child too, as the ns driver runs it (the test binary above
+// stands for a child program that starts at no cost).
+func BenchmarkStartStopInitChild(b *testing.B) {
+	benchmarkStartStop(b, []string{fx.init, ChildCommand})
+}
+
+func benchmarkStartStop(b *testing.B, child []string) {
 	cfg := newConfig(b, "true")
 	b.Cleanup(func() { _ = Cleanup(cfg) })
 	ctx := context.Background()
@@ -945,7 +977,7 @@ func BenchmarkStartStop(b *testing.B) {
 	}
 	before := cpu()
 	for b.Loop() {
-		p, err := Start(ctx, childArgv(), cfg, io.Discard, io.Discard)
+		p, err := Start(ctx, child, cfg, io.Discard, io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -954,4 +986,137 @@ func BenchmarkStartStop(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64((cpu()-before).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
+
+func TestExitCodeIsNotASignal(t *testing.T) {
+	// The init exits with 143 in both cases; the report pipe tells them apart.
+	if _, st := run(t, newConfig(t, "sh", "-c", "exit 143")); st != (ExitStatus{Code: 143}) {
+		t.Fatalf("exit 143: status %v", st)
+	}
+	if _, st := run(t, newConfig(t, "sh", "-c", "kill -TERM $$")); st != (ExitStatus{Code: 143, Signal: syscall.SIGTERM}) {
+		t.Fatalf("kill -TERM: status %v", st)
+	}
+}
+
+// TestControlSocketExec: the init's control socket, bound from ControlDir, serves exec to the
+// host; what it runs is confined as the payload is, and /.sbx is hidden from both.
+func TestControlSocketExec(t *testing.T) {
+	cfg := newConfig(t, "sh", "-c", "echo payload-ready; exec sleep 60")
+	cfg.ControlDir = filepath.Join(t.TempDir(), "ctl")
+	cfg.User = "app"
+	var out syncBuffer
+	p, err := start(t, cfg, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Signal(syscall.SIGKILL); _, _ = p.Wait() }()
+	if st, err := os.Stat(cfg.ControlDir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("control directory: %v %v, want mode 0700", st, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := sbxinit.DialUnix(ctx, filepath.Join(cfg.ControlDir, sbxinit.ControlSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil || st.State != sbxinit.StateRunning || st.Pid < 2 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	var stdout, stderr bytes.Buffer
+	code, err := c.Exec(ctx, sbxinit.ExecRequest{Argv: []string{"sh", "-c", `echo "$(id -u) $(hostname) $(ls -A /.sbx | wc -l)"
+grep -E '^(NoNewPrivs|Seccomp|CapBnd):' /proc/self/status | tr -d '\t'
+mount -t tmpfs x /tmp 2>/dev/null && echo mounted
+cat /proc/1/environ >/dev/null 2>&1 && echo init-environ-read
+ls /proc/1/root/ >/dev/null 2>&1 && echo init-root-listed
+exit 3`}}, nil, &stdout, &stderr)
+	if err != nil || code != 3 {
+		t.Fatalf("exec: code %d, %v; stderr %q", code, err, stderr.String())
+	}
+	want := fmt.Sprintf("1000 %s 0\nCapBnd:%016x\nNoNewPrivs:1\nSeccomp:2\n", cfg.Name, keptMask())
+	if stdout.String() != want {
+		t.Fatalf("exec output %q, want %q (stderr %q)", stdout.String(), want, stderr.String())
+	}
+	if _, err := c.Exec(ctx, sbxinit.ExecRequest{Argv: []string{"nosuch"}}, nil, io.Discard, io.Discard); err == nil {
+		t.Fatal("exec of a missing program succeeded")
+	}
+	// The payload, signalled through the socket, ends; its status is exact.
+	if err := c.Signal(ctx, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Wait(); err != nil || st != (ExitStatus{Code: 143, Signal: syscall.SIGTERM}) {
+		t.Fatalf("status %v, %v", st, err)
+	}
+}
+
+// keptMask is keptCapabilities as a bit mask, as /proc/PID/status shows it.
+func keptMask() uint64 {
+	var m uint64
+	for _, c := range keptCapabilities() {
+		m |= 1 << c
+	}
+	return m
+}
+
+// TestShellless: an image of one static program and nothing else (no shell, no /etc, no
+// mount points), as distroless images are, runs as root and as a numeric user.
+func TestShellless(t *testing.T) {
+	needRoot(t)
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("no busybox")
+	}
+	layer := filepath.Join(t.TempDir(), "layer")
+	if err := os.MkdirAll(filepath.Join(layer, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busybox runs the applet its name says.
+	if err := os.WriteFile(filepath.Join(layer, "app", "id"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"", "65532:65532"} {
+		cfg := newConfig(t, "/app/id")
+		cfg.Layers = []string{layer}
+		cfg.Env = nil
+		cfg.User = user
+		out, st := run(t, cfg)
+		want := "uid=0 gid=0 groups=0\n"
+		if user != "" {
+			want = "uid=65532 gid=65532 groups=65532\n"
+		}
+		if st != (ExitStatus{}) || out != want {
+			t.Fatalf("user %q: got %q, %v; want %q", user, out, st, want)
+		}
+	}
+}
+
+// TestInitAsChild: sbx-init serves as the namespace child too (sbx-init __ns), as the ns
+// driver runs it.
+func TestInitAsChild(t *testing.T) {
+	cfg := newConfig(t, "sh", "-c", "echo $(hostname) $(cat /proc/1/cmdline | tr '\\0' ' ')")
+	before := hostMounts(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out syncBuffer
+	p, err := Start(ctx, []string{fx.init, ChildCommand}, cfg, &out, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Cleanup(cfg) })
+	if st, err := p.Wait(); err != nil || st != (ExitStatus{}) {
+		t.Fatalf("status %v, %v; output %q", st, err, out.String())
+	}
+	if want := cfg.Name + " /.sbx/init\n"; out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
+	}
+	for _, m := range hostMounts(t) {
+		if !contains(before, m) && strings.Contains(m, stagingDir) {
+			t.Errorf("mount left on the host: %s", m)
+		}
+	}
 }

@@ -56,10 +56,21 @@ func Start(ctx context.Context, argv []string, cfg Config, stdout, stderr io.Wri
 			return nil, fmt.Errorf("start sandbox %s: mount source: %w (create it or fix the mount)", cfg.Name, err)
 		}
 	}
+	if se := checkRlimits(cfg.Rlimits); se != nil {
+		return nil, fmt.Errorf("start sandbox %s: %w", cfg.Name, se)
+	}
 	if cfg.UpperDir != "" {
 		if err := privateDir(path.Dir(path.Clean(cfg.UpperDir))); err != nil {
 			return nil, fmt.Errorf("start sandbox %s: writable layer: %w", cfg.Name, err)
 		}
+	}
+	if cfg.ControlDir != "" {
+		if err := privateDir(cfg.ControlDir); err != nil {
+			return nil, fmt.Errorf("start sandbox %s: control directory: %w", cfg.Name, err)
+		}
+	}
+	if err := writeInitLayer(&cfg); err != nil {
+		return nil, fmt.Errorf("start sandbox %s: %w", cfg.Name, err)
 	}
 	data, err := json.Marshal(cfg)
 	if err != nil {
@@ -149,11 +160,11 @@ func Start(ctx context.Context, argv []string, cfg Config, stdout, stderr io.Wri
 	select {
 	case ev, ok := <-events:
 		switch {
-		case ok && ev.Event == "started":
+		case ok && ev.Event.Event == "started":
 			return p, nil
-		case ok && ev.Event == "error" && ev.Error != nil:
+		case ok && ev.Event.Event == "error":
 			_, _ = p.Wait()
-			return fail(ev.Error)
+			return fail(ev.stepError())
 		default:
 			st, err := p.Wait()
 			if err == nil {
@@ -201,8 +212,8 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 func (p *Process) Cgroups() []string { return append([]string(nil), p.cgroups.dirs...) }
 
 // Signal sends sig to the sandbox's init, which forwards SIGTERM, SIGINT,
-// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the payload; SIGKILL ends the
-// whole sandbox at once. After the sandbox ended it returns
+// SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and the other signals sbxinit lists to
+// the payload; SIGKILL ends the whole sandbox at once. After the sandbox ended it returns
 // os.ErrProcessDone.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
@@ -214,8 +225,8 @@ func (p *Process) Wait() (ExitStatus, error) {
 		err := p.cmd.Wait()
 		var reported *ExitStatus
 		for ev := range p.events {
-			if ev.Event == "exit" {
-				reported = ev.Status
+			if ev.Event.Event == "exit" && ev.Status != nil {
+				reported = &ExitStatus{Code: ev.Status.Code, Signal: ev.Status.Signal}
 			}
 		}
 		var exitErr *exec.ExitError

@@ -2,6 +2,7 @@ package sbxinit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Version is the version of the config.json document. The init refuses another one.
@@ -66,6 +68,29 @@ type Config struct {
 	// Security restricts every process the init starts (the payload and each exec), never
 	// the init itself, which needs its privileges to mount and to serve exec. Nil: none.
 	Security *Security `json:"security,omitempty"`
+	// ReportFD, when not 0, is an inherited descriptor (a pipe to the supervisor; the ns
+	// driver passes 3) on which the init writes [Event]s as JSON lines: the payload started,
+	// the setup failed, the payload ended (with its exact status: an exit code of 143 and a
+	// SIGTERM differ). The init marks it close-on-exec: nothing it starts inherits it.
+	ReportFD int `json:"report_fd,omitempty"`
+}
+
+// Event is one line the init writes on [Config.ReportFD].
+type Event struct {
+	// Event is "started" (the payload runs and the control socket listens), "error" (the
+	// setup or the payload's start failed; the init exits with Code) or "exit" (the payload
+	// ended with Status; the init exits next).
+	Event string `json:"event"`
+	// Pid is the payload's pid in the sandbox ("started").
+	Pid int `json:"pid,omitempty"`
+	// Error says what failed ("error"); Errno is the failing system call's error, if any.
+	Error string        `json:"error,omitempty"`
+	Errno syscall.Errno `json:"errno,omitempty"`
+	// Code is the init's exit code for the failure: ExitSetup, ExitNotExecutable or
+	// ExitNotFound ("error").
+	Code int `json:"code,omitempty"`
+	// Status is how the payload ended ("exit").
+	Status *ExitStatus `json:"status,omitempty"`
 }
 
 // Security is what confines the processes the init starts. It is applied to a dedicated
@@ -79,7 +104,41 @@ type Security struct {
 	NoNewPrivileges bool `json:"no_new_privileges,omitempty"`
 	// Seccomp is a classic BPF program (struct sock_filter instructions) installed as a
 	// seccomp filter, e.g. compiled with elastic/go-seccomp-bpf. Empty: no filter.
-	Seccomp []SockFilter `json:"seccomp,omitempty"`
+	Seccomp Program `json:"seccomp,omitempty"`
+}
+
+// Program is a classic BPF program. In JSON it is one base64 string of its instructions as
+// the kernel lays them out (8 bytes each, little-endian): a filter of a few hundred
+// instructions as objects would be the bulk of the config and of the init's start-up.
+type Program []SockFilter
+
+// MarshalJSON encodes the program as base64.
+func (p Program) MarshalJSON() ([]byte, error) {
+	raw := make([]byte, 0, 8*len(p))
+	for _, f := range p {
+		raw = binary.LittleEndian.AppendUint16(raw, f.Code)
+		raw = append(raw, f.Jt, f.Jf)
+		raw = binary.LittleEndian.AppendUint32(raw, f.K)
+	}
+	return json.Marshal(raw)
+}
+
+// UnmarshalJSON decodes a base64 program.
+func (p *Program) UnmarshalJSON(data []byte) error {
+	var raw []byte
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return fmt.Errorf("seccomp program: %w", err)
+	}
+	if len(raw)%8 != 0 {
+		return fmt.Errorf("seccomp program: %d bytes is not a whole number of 8-byte instructions", len(raw))
+	}
+	prog := make(Program, len(raw)/8)
+	for i := range prog {
+		b := raw[8*i:]
+		prog[i] = SockFilter{Code: binary.LittleEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.LittleEndian.Uint32(b[4:])}
+	}
+	*p = prog
+	return nil
 }
 
 // SockFilter is one classic BPF instruction (struct sock_filter).
@@ -300,6 +359,9 @@ func (c *Config) Validate() error {
 			bad("security.seccomp: %d instructions, a filter holds at most 4096", len(sec.Seccomp))
 		}
 	}
+	if c.ReportFD != 0 && c.ReportFD < 3 {
+		bad("report_fd %d: a descriptor above stderr (3 or more)", c.ReportFD)
+	}
 	if p := c.Control.UnixPath; p != "" && (!path.IsAbs(p) || len(p) > 107) {
 		bad("control.unix_path %q: an absolute path of at most 107 bytes", p)
 	}
@@ -317,7 +379,7 @@ func WriteConfig(dir string, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("write init config: %w", err)
 	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
+	data, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("write init config: %w", err)
 	}
@@ -432,6 +494,12 @@ func FindInit() (string, error) {
 }
 
 func writeAtomic(name string, data []byte, mode os.FileMode) error {
+	// Rewritten at every start, usually the same: an unchanged file is left alone.
+	if fi, err := os.Lstat(name); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == mode && fi.Size() == int64(len(data)) {
+		if old, err := os.ReadFile(name); err == nil && bytes.Equal(old, data) {
+			return nil
+		}
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
@@ -445,10 +513,8 @@ func writeAtomic(name string, data []byte, mode os.FileMode) error {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
+	// No fsync: the file is written again at the sandbox's next start, and the rename keeps
+	// a reader from seeing half of it; an fsync costs milliseconds on every start.
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}

@@ -1,6 +1,7 @@
 package sbxinit
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -108,5 +109,23 @@ func TestInstallAndFindInit(t *testing.T) {
 	t.Setenv("SBX_INIT", filepath.Join(t.TempDir(), "missing"))
 	if _, err := FindInit(); err == nil || !strings.Contains(err.Error(), "SBX_INIT") {
 		t.Errorf("FindInit with a missing SBX_INIT: %v", err)
+	}
+}
+
+func TestProgramJSON(t *testing.T) {
+	prog := Program{{Code: 0x20, K: 4}, {Code: 0x15, Jt: 1, Jf: 2, K: 0xc000003e}, {Code: 0x6, K: 0x7fff0000}}
+	data, err := json.Marshal(Config{Security: &Security{Seccomp: prog}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Config
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Security.Seccomp, prog) {
+		t.Fatalf("round trip: %+v, want %+v (json %s)", back.Security.Seccomp, prog, data)
+	}
+	if err := json.Unmarshal([]byte(`{"security":{"capabilities":null,"seccomp":"AAAA"}}`), &back); err == nil {
+		t.Fatal("a program of 3 bytes decoded")
 	}
 }

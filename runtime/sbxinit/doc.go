@@ -82,7 +82,10 @@
 // itself through [Security] (Docker's default capabilities without CAP_MKNOD, as the ns
 // driver keeps today, and a seccomp filter when there is one). Its mounts are then
 // typically only tmpfs ones, or none; a [Dev] mount gives a minimal /dev if the driver
-// prefers the init to make it.
+// prefers the init to make it. The ns driver also hands the init its report pipe
+// ([Config.ReportFD] = 3): the init writes [Event]s there — started, a setup error with its
+// exit code, the payload's exact [ExitStatus] — so the supervisor tells an exit code of 143
+// from a SIGTERM and setup errors surface from the driver's Start.
 //
 // # Network
 //

@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,6 +51,12 @@ func Run(configPath string, console io.Writer) int {
 	cfg, err := ReadConfig(configPath)
 	if err != nil {
 		return fail(ExitSetup, err)
+	}
+	rep := newReporter(cfg.ReportFD)
+	fail = func(code int, err error) int {
+		fmt.Fprintf(console, "sbx-init: %v\n", err)
+		rep.send(Event{Event: "error", Error: err.Error(), Errno: errnoOf(err), Code: code})
+		return code
 	}
 	in := &initProc{cfg: cfg, procs: newProcTable(), console: console, ctlDir: -1}
 	in.status.State = StateStarting
@@ -91,6 +99,9 @@ func Run(configPath string, console io.Writer) int {
 		in.srv.finish(reportTimeout)
 		return code
 	}
+	if !lateFailure {
+		rep.send(Event{Event: "started", Pid: p.pid})
+	}
 	for {
 		select {
 		case ws := <-p.done:
@@ -99,6 +110,7 @@ func Run(configPath string, console io.Writer) int {
 			}
 			st := exitStatusOf(ws)
 			in.setExited(st)
+			rep.send(Event{Event: "exit", Status: &st})
 			in.srv.finish(reportTimeout)
 			return st.Code
 		case s := <-sigs:
@@ -351,4 +363,95 @@ func executable(p string) error {
 		return &startError{ExitNotExecutable, fmt.Errorf("exec %s: permission denied (not executable)", p)}
 	}
 	return nil
+}
+
+// reporter writes Events on Config.ReportFD, when there is one.
+type reporter struct{ fd int }
+
+func newReporter(fd int) reporter {
+	if fd <= 0 {
+		return reporter{fd: -1}
+	}
+	// Nothing the init starts may hold the supervisor's pipe.
+	syscall.CloseOnExec(fd)
+	return reporter{fd: fd}
+}
+
+// send writes one event; a supervisor that stopped listening is not the init's failure.
+func (r reporter) send(ev Event) {
+	if r.fd < 0 {
+		return
+	}
+	// By hand: encoding/json would build its encoders for Event on the start-up path.
+	b := append(ev.appendJSON(make([]byte, 0, 128)), '\n')
+	for len(b) > 0 {
+		n, err := unix.Write(r.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return
+		}
+		b = b[n:]
+	}
+}
+
+// errnoOf is the system call error in err's chain, or 0.
+func errnoOf(err error) syscall.Errno {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return 0
+}
+
+// appendJSON appends ev as JSON, as encoding/json would write it.
+func (ev Event) appendJSON(b []byte) []byte {
+	b = append(b, `{"event":`...)
+	b = appendJSONString(b, ev.Event)
+	if ev.Pid != 0 {
+		b = strconv.AppendInt(append(b, `,"pid":`...), int64(ev.Pid), 10)
+	}
+	if ev.Error != "" {
+		b = appendJSONString(append(b, `,"error":`...), ev.Error)
+	}
+	if ev.Errno != 0 {
+		b = strconv.AppendUint(append(b, `,"errno":`...), uint64(ev.Errno), 10)
+	}
+	if ev.Code != 0 {
+		b = strconv.AppendInt(append(b, `,"code":`...), int64(ev.Code), 10)
+	}
+	if ev.Status != nil {
+		b = strconv.AppendInt(append(b, `,"status":{"code":`...), int64(ev.Status.Code), 10)
+		if ev.Status.Signal != 0 {
+			b = strconv.AppendInt(append(b, `,"signal":`...), int64(ev.Status.Signal), 10)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r == '\n':
+			b = append(b, '\\', 'n')
+		case r == '\r':
+			b = append(b, '\\', 'r')
+		case r == '\t':
+			b = append(b, '\\', 't')
+		case r < 0x20 || r == '<' || r == '>' || r == '&':
+			b = append(b, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
 }

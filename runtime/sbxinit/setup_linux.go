@@ -215,6 +215,14 @@ const linkWait = 2 * time.Second
 // configureNetwork brings lo up and configures the interface statically, over one netlink
 // socket.
 func configureNetwork(n *Network) error {
+	if n == nil || n.Interface == "" {
+		// Only lo: one ioctl, which costs less than setting up netlink (the ns driver's
+		// sandboxes, whose interfaces the host configured).
+		if err := loUp(); err != nil {
+			return fmt.Errorf("network: bring lo up: %w", err)
+		}
+		return nil
+	}
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("network: netlink: %w", err)
@@ -284,6 +292,27 @@ func configureNetwork(n *Network) error {
 	return nil
 }
 
+// loUp brings lo up, unless it is.
+func loUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	if ifr.Uint16()&unix.IFF_UP != 0 {
+		return nil
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
 func hostNet(ip net.IP) *net.IPNet {
 	return &net.IPNet{IP: ip, Mask: net.CIDRMask(len(ip)*8, len(ip)*8)}
 }
@@ -346,11 +375,15 @@ func writeEtc(cfg *Config) error {
 		dst := "/etc/" + name
 		if fi, err := os.Lstat(dst); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			// Images link resolv.conf to systemd's; replace the link in the writable layer.
-			if err := os.Remove(dst); err != nil {
+			if err := os.Remove(dst); errors.Is(err, unix.EROFS) {
+				continue // a read-only root (the ns driver without a writable layer) keeps it
+			} else if err != nil {
 				return fmt.Errorf("write %s: %w", dst, err)
 			}
 		}
-		if err := ensureFile(dst); err != nil {
+		if err := ensureFile(dst); errors.Is(err, unix.EROFS) {
+			continue // a read-only root without the file: nothing to bind over
+		} else if err != nil {
 			return fmt.Errorf("write %s: %w", dst, err)
 		}
 		if err := unix.Mount(path.Join(RunDir, name), dst, "", unix.MS_BIND, ""); err != nil {

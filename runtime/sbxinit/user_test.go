@@ -8,7 +8,7 @@ import (
 
 func TestResolveUser(t *testing.T) {
 	const passwd = "root:x:0:0:root:/root:/bin/sh\n# comment\nbroken line\napp:x:1000:1000::/home/app:/bin/sh\nnohome:x:1001:1001:::/bin/sh\n"
-	const group = "root:x:0:\napp:x:1000:\nstaff:x:50:app,other\nwheel:x:10:app\n"
+	const group = "root:x:0:\napp:x:1000:\nstaff:x:50:app,other\nwheel:x:10:app\nbad:x:notanumber:app\n"
 	for _, tc := range []struct {
 		user User
 		want Credentials
@@ -20,6 +20,8 @@ func TestResolveUser(t *testing.T) {
 		{User{Spec: "app:staff"}, Credentials{IDs{1000, 50, []uint32{50}}, "/home/app"}, ""},
 		{User{Spec: "4242:4343"}, Credentials{IDs{4242, 4343, []uint32{4343}}, "/"}, ""},
 		{User{Spec: "nohome"}, Credentials{IDs{1001, 1001, []uint32{1001}}, "/"}, ""},
+		{User{Spec: "5000"}, Credentials{IDs{5000, 0, []uint32{0}}, "/"}, ""},
+		{User{Spec: "1000:5"}, Credentials{IDs{1000, 5, []uint32{5}}, "/home/app"}, ""},
 		{User{IDs: &IDs{UID: 1000, GID: 7}}, Credentials{IDs{1000, 7, []uint32{7}}, "/home/app"}, ""},
 		{User{Spec: "ghost"}, Credentials{}, `user "ghost" not found in the image's /etc/passwd`},
 		{User{Spec: "app:ghosts"}, Credentials{}, `group "ghosts" not found in the image's /etc/group`},
