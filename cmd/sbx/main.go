@@ -41,6 +41,7 @@ type cli struct {
 	Import   importCmd   `cmd:"" help:"Turn a Compose file or a microsandbox Sandboxfile into a Sandboxfile."`
 	Export   exportCmd   `cmd:"" help:"Write the sandboxes as manifests for another platform (Kubernetes)."`
 
+	Exec       execCmd       `cmd:"" help:"Run a command in a running sandbox (sbx exec SANDBOX -- CMD...), with its exit code."`
 	Ls         lsCmd         `cmd:"" help:"List the projects on this machine that have sandboxes, with their states."`
 	Config     configCmd     `cmd:"" help:"Print the fully resolved configuration: variables applied, defaults filled in, sensitive values masked."`
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
