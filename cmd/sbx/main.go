@@ -42,6 +42,7 @@ type cli struct {
 	Export   exportCmd   `cmd:"" help:"Write the sandboxes as manifests for another platform (Kubernetes)."`
 
 	Exec       execCmd       `cmd:"" help:"Run a command in a running sandbox (sbx exec SANDBOX -- CMD...), with its exit code."`
+	Shell      shellCmd      `cmd:"" help:"Open the image's shell in a running sandbox ($SHELL, else /bin/bash, else /bin/sh)."`
 	Ls         lsCmd         `cmd:"" help:"List the projects on this machine that have sandboxes, with their states."`
 	Config     configCmd     `cmd:"" help:"Print the fully resolved configuration: variables applied, defaults filled in, sensitive values masked."`
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`

@@ -1,0 +1,5 @@
+package main
+
+import "testing"
+
+func testCp(t *testing.T, p *project, driver string) {}
