@@ -41,6 +41,7 @@ type cli struct {
 	Import   importCmd   `cmd:"" help:"Turn a Compose file or a microsandbox Sandboxfile into a Sandboxfile."`
 	Export   exportCmd   `cmd:"" help:"Write the sandboxes as manifests for another platform (Kubernetes)."`
 
+	Cp         cpCmd         `cmd:"" help:"Copy files and directories between the host and a running sandbox (SANDBOX:PATH on either side), modes kept."`
 	Exec       execCmd       `cmd:"" help:"Run a command in a running sandbox (sbx exec SANDBOX -- CMD...), with its exit code."`
 	Shell      shellCmd      `cmd:"" help:"Open the image's shell in a running sandbox ($SHELL, else /bin/bash, else /bin/sh)."`
 	Ls         lsCmd         `cmd:"" help:"List the projects on this machine that have sandboxes, with their states."`
