@@ -44,6 +44,7 @@ var execTests = []struct {
 }{
 	{"ExecShellCp", testExec},
 	{"ShellShellless", testShellless},
+	{"Run", testRun},
 }
 
 // TestE2EExecKrun: exec, shell, cp and run through the krun driver (stand-in libkrun).
