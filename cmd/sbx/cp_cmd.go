@@ -89,7 +89,6 @@ type copier struct {
 	archive bool
 	srcDir  bool // a host source is a directory
 	clients []*sbxinit.Client
-	workdir map[string]string
 }
 
 func (cp *copier) close() {

@@ -39,7 +39,7 @@ func (c *shellCmd) Run(a *app) error {
 	code, err := a.attach(ctx, client, c.Sandbox, reqs)
 	var re *sbxinit.RemoteError
 	if errors.As(err, &re) && re.Code == exitNotFound {
-		return fmt.Errorf("%s has no shell (%s not found): use sbx exec %s -- PROGRAM", c.Sandbox, shells[len(shells)-1], c.Sandbox)
+		return fmt.Errorf("%s has no shell (/bin/sh not found): use sbx exec %s -- PROGRAM", c.Sandbox, c.Sandbox)
 	}
 	if err != nil {
 		return a.startFailure(c.Sandbox, err)
@@ -59,8 +59,13 @@ func shellCandidates(rs *spec.RunSpec, extra []string) []string {
 		}
 	}
 	var out []string
-	if shell != "" && shell != "/bin/bash" && shell != "/bin/sh" {
+	if shell != "" {
 		out = append(out, shell)
 	}
-	return append(out, "/bin/bash", "/bin/sh")
+	for _, sh := range []string{"/bin/bash", "/bin/sh"} {
+		if sh != shell {
+			out = append(out, sh)
+		}
+	}
+	return out
 }
