@@ -26,7 +26,8 @@ install: build ## install sbx and sbx-init into $(PREFIX)/bin
 	install -m 0755 bin/sbx-init $(DESTDIR)$(PREFIX)/bin/sbx-init
 
 # Debian packages the tests and the example need: busybox-static (test images), gcc (the
-# stand-in libkrun), iproute2 (test hosts in network namespaces), curl.
+# stand-in libkrun), iproute2 (test hosts in network namespaces), curl, podman and runc (the
+# isolation suite compares sbx with podman --runtime runc).
 DEB_DEPS := busybox-static gcc libc6-dev iproute2 curl podman runc
 deps: ## install the Debian packages the tests need, when missing (as root)
 	@missing=$$(for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -231,6 +231,9 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 	if err := state.EnsureDirs(e.Project.Store.Dir(), filepath.Join("sandboxes", sb.Name)); err != nil {
 		return err
 	}
+	if err := checkSpace(e.Project.Store.Dir()); err != nil {
+		return err
+	}
 	if r := e.Project.runningElsewhere(sb.Name, 0); r != nil {
 		return fmt.Errorf("%s is already running (supervisor pid %d) though the state in .sbx/ lost track of it (was .sbx/ removed?); a second copy would share its writable layer: 'sbx down %s' stops it", sb.Name, r.Pid, sb.Name)
 	}
@@ -260,7 +263,7 @@ func (e *Engine) start(ctx context.Context, cfg *lang.Config, step *planner.Step
 		_ = stopSupervisor(context.WithoutCancel(ctx), pid, startTime, stopGrace(sb.StopTimeout))
 		return fmt.Errorf("record the sandbox in the state: %w", err)
 	}
-	return waitSupervisor(ctx, dir, pid, startTime, generation, reportTimeout(rs.Ready))
+	return waitSupervisor(ctx, dir, pid, startTime, generation, rs.Ready)
 }
 
 // reportTimeout bounds the wait for a supervisor to say whether its sandbox is ready: the
@@ -295,7 +298,7 @@ func (e *Engine) waitDependencies(ctx context.Context, cfg *lang.Config, name st
 		if rs, err := ReadRunSpec(e.Project.SandboxDir(dep)); err == nil {
 			probe = rs.Ready
 		}
-		if err := waitSupervisor(ctx, e.Project.SandboxDir(dep), rec.Pid, rec.StartTime, rec.Generation, reportTimeout(probe)); err != nil {
+		if err := waitSupervisor(ctx, e.Project.SandboxDir(dep), rec.Pid, rec.StartTime, rec.Generation, probe); err != nil {
 			return fmt.Errorf("not started: dependency %s is not ready: %w", dep, err)
 		}
 	}

@@ -2,10 +2,12 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"sort"
+	"syscall"
 
 	"github.com/sbx-dev/sbx/planner"
 )
@@ -119,7 +121,11 @@ func (e *Engine) Stop(ctx context.Context, names []string) (*Result, error) {
 		if err := e.save(func(st *planner.State) {
 			r := st.Record(name)
 			r.Status, r.UpdatedAt = planner.StatusStopped, e.Now().UTC()
-		}); err != nil {
+		}); errors.Is(err, syscall.ENOSPC) {
+			// It is stopped all the same: a full disk must not keep anyone from stopping.
+			fmt.Fprintf(e.Out, "%s: stopped, but not recorded (no space left on device): sbx ps shows it as crashed until there is space\n", name)
+			return nil
+		} else if err != nil {
 			return err
 		}
 		fmt.Fprintf(e.Out, "%s: stopped (its writable layer is kept: 'sbx start %s' starts it again)\n", name, name)
@@ -217,6 +223,9 @@ func (e *Engine) Restart(ctx context.Context, names []string) (*Result, error) {
 
 func (e *Engine) restart(ctx context.Context, rec *planner.Record) error {
 	dir := e.Project.SandboxDir(rec.Name)
+	if err := checkSpace(dir); err != nil {
+		return err
+	}
 	rs, err := ReadRunSpec(dir)
 	if err != nil {
 		return fmt.Errorf("restart %s: %w", rec.Name, err)
@@ -237,7 +246,7 @@ func (e *Engine) restart(ctx context.Context, rec *planner.Record) error {
 		_ = stopSupervisor(context.WithoutCancel(ctx), pid, start, stopGrace(rs.StopTimeout))
 		return err
 	}
-	return waitSupervisor(ctx, dir, pid, start, rs.Generation, reportTimeout(rs.Ready))
+	return waitSupervisor(ctx, dir, pid, start, rs.Generation, rs.Ready)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -73,22 +73,22 @@ func (d *krunDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 	}
 	lib, err := krun.Open(d.libOptions()...)
 	if err != nil {
-		return fmt.Errorf("sandbox %s: %w\n%s", s.Name, err, krunAlternative)
+		return fmt.Errorf("%w\n%s", err, krunAlternative)
 	}
 	defer lib.Close()
 	if err := d.scopeProblem(lib, s); err != nil {
-		return fmt.Errorf("sandbox %s: %w", s.Name, err)
+		return fmt.Errorf("%w", err)
 	}
 	if os.Geteuid() != 0 && !lib.Has("krun_set_overlayfs_root") {
-		return fmt.Errorf("sandbox %s: on upstream libkrun, sbx assembles the root from the image's layers with overlayfs in a mount namespace of the VMM's own, which needs root: run sbx as root, install microsandbox's libkrun fork (krun_set_overlayfs_root), or use --driver ns", s.Name)
+		return errors.New("on upstream libkrun, sbx assembles the root from the image's layers with overlayfs in a mount namespace of the VMM's own, which needs root: run sbx as root, install microsandbox's libkrun fork (krun_set_overlayfs_root), or use --driver ns")
 	}
 	for _, m := range s.Mounts {
 		fi, err := os.Stat(m.Source)
 		if err != nil {
-			return fmt.Errorf("sandbox %s: mount %s: %w", s.Name, m.Target, err)
+			return fmt.Errorf("mount %s: %w", m.Target, err)
 		}
 		if !fi.IsDir() {
-			return fmt.Errorf("sandbox %s: mount %s: libkrun shares directories only (virtio-fs), not the file %s; mount its directory, or use --driver ns", s.Name, m.Target, m.Source)
+			return fmt.Errorf("mount %s: libkrun shares directories only (virtio-fs), not the file %s; mount its directory, or use --driver ns", m.Target, m.Source)
 		}
 	}
 	cfg, err := d.vmConfig(lib, s, filepath.Join(s.Dir, "console.fifo"), nil)
@@ -96,10 +96,10 @@ func (d *krunDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("sandbox %s: %w", s.Name, err)
+		return fmt.Errorf("%w", err)
 	}
 	if err := lib.Check(&cfg); err != nil {
-		return fmt.Errorf("sandbox %s: %w\n%s", s.Name, err, krunAlternative)
+		return fmt.Errorf("%w\n%s", err, krunAlternative)
 	}
 	return nil
 }
@@ -272,7 +272,7 @@ func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writ
 		return nil, err
 	}
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
+		return nil, fmt.Errorf("%w", err)
 	}
 	// libkrun writes the console to a file path: give it a FIFO and copy from it, so the
 	// console goes through the same rotating, timestamped log as every driver's.
@@ -296,7 +296,7 @@ func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writ
 
 	lib, err := krun.Open(d.libOptions()...)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w\n%s", s.Name, err, krunAlternative)
+		return nil, fmt.Errorf("%w\n%s", err, krunAlternative)
 	}
 	defer lib.Close()
 	if useTap(lib, s) {
@@ -324,17 +324,17 @@ func (d *krunDriver) Start(ctx context.Context, s *spec.RunSpec, console io.Writ
 	// user, as / is.
 	for _, dir := range []string{cfg.Overlay.Upper, cfg.Overlay.Work, cfg.Overlay.Merged} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
+			return nil, fmt.Errorf("%w", err)
 		}
 	}
 	if err := os.Chmod(cfg.Overlay.Upper, 0o755); err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
+		return nil, fmt.Errorf("%w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(krunControlSocket(s)), 0o700); err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
+		return nil, fmt.Errorf("%w", err)
 	}
 	if err := writeInitLayer(s, inst.handle, inst.dns != nil); err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
+		return nil, fmt.Errorf("%w", err)
 	}
 	child, err := krun.Spawn(ctx, []string{d.exe, KrunChildCommand}, cfg,
 		krun.WithChildOutput(console, nil), krun.WithChildEnv(os.Environ()),
@@ -545,5 +545,5 @@ func krunFindProgram(s *spec.RunSpec) error {
 			}
 		}
 	}
-	return fmt.Errorf("sandbox %s: %s: no such program in the image", s.Name, prog)
+	return fmt.Errorf("%s: no such program in the image", prog)
 }

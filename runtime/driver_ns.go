@@ -63,7 +63,7 @@ func (d *nsDriver) Validate(ctx context.Context, s *spec.RunSpec) error {
 	}
 	for _, m := range s.Mounts {
 		if _, err := os.Stat(m.Source); err != nil {
-			return fmt.Errorf("sandbox %s: mount source %s does not exist: create it or fix the mount", s.Name, m.Source)
+			return fmt.Errorf("mount source %s does not exist: create it or fix the mount", m.Source)
 		}
 	}
 	return nil
@@ -86,6 +86,7 @@ func (d *nsDriver) nsConfig(s *spec.RunSpec) ns.Config {
 		User:         s.Process.User,
 		CPUs:         s.Resources.CPUs,
 		MemoryMiB:    s.Resources.MemoryMiB,
+		Pids:         s.Resources.Pids,
 		CgroupParent: cgroupParent(s.Project),
 	}
 	for _, m := range s.Mounts {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sbx-dev/sbx/planner"
+	"github.com/sbx-dev/sbx/runtime/spec"
 	"github.com/sbx-dev/sbx/runtime/state"
 )
 
@@ -86,7 +87,8 @@ var errSupervisorGone = errors.New("the supervisor exited")
 // waitSupervisor waits until the supervisor of dir says its sandbox is ready (running, for a
 // sandbox without a probe), or that it is not: unready (its probe failed; the reason is the
 // probe's), failed to start, or ended. timeout only bounds a supervisor that says nothing.
-func waitSupervisor(ctx context.Context, dir string, pid int, start uint64, generation int, timeout time.Duration) error {
+func waitSupervisor(ctx context.Context, dir string, pid int, start uint64, generation int, ready *spec.Ready) error {
+	timeout := reportTimeout(ready)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -94,14 +96,14 @@ func waitSupervisor(ctx context.Context, dir string, pid int, start uint64, gene
 	for {
 		rec, _ := ReadRecord(dir)
 		if rec != nil && rec.Pid == pid && rec.Generation == generation {
-			if done, err := reported(rec, dir); done {
+			if done, err := reported(rec, dir, ready != nil); done {
 				return err
 			}
 		}
 		if !state.Alive(pid, start) {
 			// One last read: it may have written its final record and exited.
 			if rec, _ := ReadRecord(dir); rec != nil && rec.Pid == pid && rec.Generation == generation {
-				if done, err := reported(rec, dir); done {
+				if done, err := reported(rec, dir, ready != nil); done {
 					return err
 				}
 			}
@@ -119,8 +121,9 @@ func waitSupervisor(ctx context.Context, dir string, pid int, start uint64, gene
 }
 
 // reported interprets a supervisor record: done is true once it says whether the sandbox is
-// ready, with the error when it is not.
-func reported(rec *Record, dir string) (done bool, err error) {
+// ready, with the error when it is not. A sandbox without a probe (probe false) that already
+// ended successfully counts as having run.
+func reported(rec *Record, dir string, probe bool) (done bool, err error) {
 	switch rec.Status {
 	case planner.StatusReady, planner.StatusRunning:
 		return true, nil
@@ -129,6 +132,9 @@ func reported(rec *Record, dir string) (done bool, err error) {
 	case planner.StatusFailed:
 		return true, fmt.Errorf("%s (see %s)", rec.Error, consolePath(dir))
 	case planner.StatusExited, planner.StatusStopped, planner.StatusRestarting:
+		if n := len(rec.Exits); n > 0 && !probe && !rec.Exits[n-1].Failed() {
+			return true, nil // a one-shot job without a probe that succeeded: it ran
+		}
 		if len(rec.Exits) > 0 {
 			return true, fmt.Errorf("%s before it was ready (see %s)", describeExit(rec.Exits[len(rec.Exits)-1]), consolePath(dir))
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/sbx-dev/sbx/runtime/diskfile"
@@ -32,29 +33,50 @@ func RegisterProject(home, dir string) error {
 	return diskfile.WriteAtomic(path, []byte(dir+"\n"), 0o600)
 }
 
-// ImagesInUse returns the image references and manifest digests recorded in the state of
-// every registered project whose state still exists. Projects whose directory or state is
+// Projects returns the directories of the projects registered with the image store at home
+// whose state still exists, sorted; registrations of projects whose directory or state is
 // gone are forgotten.
-func ImagesInUse(home string) (refs, digests []string, err error) {
+func Projects(home string) ([]string, error) {
 	entries, err := os.ReadDir(projectsDir(home))
 	if os.IsNotExist(err) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("list the projects using the image store: %w", err)
+		return nil, fmt.Errorf("list the projects using the image store at %s: %w", home, err)
 	}
+	var dirs []string
+	seen := map[string]bool{}
 	for _, e := range entries {
 		path := filepath.Join(projectsDir(home), e.Name())
-		b, err := os.ReadFile(path)
+		b, err := state.ReadFile(path)
 		if err != nil {
 			continue
 		}
 		dir := strings.TrimSpace(string(b))
-		store := state.New(dir)
-		if _, err := os.Stat(store.StatePath()); os.IsNotExist(err) {
+		if !filepath.IsAbs(dir) || seen[dir] {
+			continue
+		}
+		if _, err := os.Stat(state.New(dir).StatePath()); os.IsNotExist(err) {
 			_ = os.Remove(path)
 			continue
 		}
+		seen[dir] = true
+		dirs = append(dirs, dir)
+	}
+	sort.Strings(dirs)
+	return dirs, nil
+}
+
+// ImagesInUse returns the image references and manifest digests recorded in the state of
+// every registered project whose state still exists. Projects whose directory or state is
+// gone are forgotten.
+func ImagesInUse(home string) (refs, digests []string, err error) {
+	dirs, err := Projects(home)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, dir := range dirs {
+		store := state.New(dir)
 		st, err := store.Read()
 		if err != nil {
 			// An unreadable state may still describe running sandboxes: keep everything

@@ -16,6 +16,7 @@ import (
 	"github.com/sbx-dev/sbx/runtime/diskfile"
 	"github.com/sbx-dev/sbx/runtime/spec"
 	"github.com/sbx-dev/sbx/runtime/state"
+	"golang.org/x/sys/unix"
 )
 
 // Every supervisor also registers its sandbox outside the project, in a directory on tmpfs
@@ -149,5 +150,22 @@ func (e *Engine) stopUnrecorded(ctx context.Context, r *Running) error {
 		return fmt.Errorf("clean up after %s: %w", r.Name, err)
 	}
 	unregister(e.Project.Dir, r.Name, r.Pid)
+	return nil
+}
+
+// minFree is the free space a start needs where the sandbox's directory lives: its
+// supervisor writes records and the console log there.
+const minFree = 1 << 20
+
+// checkSpace refuses to start a sandbox on a full disk at once, with the fix, rather than
+// leave a supervisor that cannot say anything.
+func checkSpace(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return nil // unknown: let the start say what goes wrong
+	}
+	if free := uint64(st.Bavail) * uint64(st.Bsize); free < minFree {
+		return fmt.Errorf("no space left on the device holding %s (%d bytes free): free some space, then start it again ('sbx stop' and 'sbx down' work meanwhile)", dir, free)
+	}
 	return nil
 }

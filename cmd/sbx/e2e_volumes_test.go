@@ -65,3 +65,24 @@ func TestE2EVolumes(t *testing.T) {
 	}
 	p.must("down", "--volumes")
 }
+
+// The pids attribute bounds the processes of a sandbox: a loop forking past it is refused
+// inside, and the sandbox goes on.
+func TestE2EPidsLimit(t *testing.T) {
+	p := newProject(t, `
+project { driver = "ns" }
+sandbox "forky" {
+  image   = "IMAGE"
+  pids    = 32
+  command = ["sh", "-c", "(for i in $(seq 64); do sleep 300 & done) 2>&1; echo loop done; exec sleep 3600"]
+  network { scope = "none" }
+  ready { log = "loop done" }
+}
+`)
+	p.must("up")
+	defer p.sbx("down")
+	logs := p.must("logs", "forky")
+	if !strings.Contains(logs, "fork") {
+		t.Errorf("64 forks under pids = 32 all succeeded:\n%s", logs)
+	}
+}

@@ -40,7 +40,7 @@ func (c *lsCmd) Run(a *app) error {
 	if err != nil {
 		return err
 	}
-	dirs, err := registeredProjects(root)
+	dirs, err := runtime.Projects(root)
 	if err != nil {
 		return err
 	}
@@ -69,37 +69,6 @@ func (c *lsCmd) Run(a *app) error {
 	}
 	writeTable(a.stdout, table, func(row, col int, cell string) string { return cell })
 	return nil
-}
-
-// registeredProjects lists the project directories that runtime.RegisterProject recorded
-// under the image store at home ($SBX_HOME/projects, one file per project holding its
-// directory), sorted.
-// TODO(runtime): read through an exported runtime.Projects(home) when there is one, so the
-// layout has one owner.
-func registeredProjects(home string) ([]string, error) {
-	pd := filepath.Join(home, "projects")
-	entries, err := os.ReadDir(pd)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list the projects registered in %s: %w", home, err)
-	}
-	var dirs []string
-	seen := map[string]bool{}
-	for _, e := range entries {
-		b, err := state.ReadFile(filepath.Join(pd, e.Name()))
-		if err != nil {
-			continue
-		}
-		dir := strings.TrimSpace(string(b))
-		if filepath.IsAbs(dir) && !seen[dir] {
-			seen[dir] = true
-			dirs = append(dirs, dir)
-		}
-	}
-	sort.Strings(dirs)
-	return dirs, nil
 }
 
 // lsProject describes the project in dir; ok is false when it has no state or no sandbox.

@@ -74,8 +74,13 @@ type Config struct {
 }
 
 // DefaultPids is the sandbox's pids limit when Config.Pids is 0: enough for
-// any service, low enough that a fork bomb stays inside.
-const DefaultPids = 4096
+// any service, low enough that a fork bomb stays inside. MinPids is the
+// lowest limit Config.Pids may set: the sandbox's init is a Go program with
+// a handful of threads.
+const (
+	DefaultPids = 4096
+	MinPids     = 16
+)
 
 // pids is the sandbox's pids limit.
 func (c *Config) pids() int {
@@ -182,6 +187,8 @@ func (c *Config) validate() error {
 		return errors.New("config: upper and work directories go together")
 	case c.CPUs < 0 || c.MemoryMiB < 0 || c.Pids < 0:
 		return errors.New("config: negative cpus, memory or pids")
+	case c.Pids > 0 && c.Pids < MinPids:
+		return fmt.Errorf("config: a pids limit of %d is too low: the sandbox's init alone needs about 10 (Go runtime threads); use at least %d", c.Pids, MinPids)
 	case c.UpperDir != "" && path.Dir(path.Clean(c.UpperDir)) != path.Dir(path.Clean(c.WorkDir)):
 		return fmt.Errorf("config: the upper directory %s and the work directory %s must be in the same directory (the sandbox's own, which is made 0700)", c.UpperDir, c.WorkDir)
 	}

@@ -907,8 +907,8 @@ func TestPreflight(t *testing.T) {
 	if fatal("seccomp") {
 		t.Error("seccomp reported missing on a host that has it")
 	}
-	if !hasStatusField("Seccomp:") || hasStatusField("NoSuchField:") {
-		t.Error("hasStatusField does not read /proc/self/status right")
+	if b, _ := os.ReadFile("/proc/self/status"); strings.Contains(string(b), "\nSeccomp_filters:") && !hasSeccompFilters() {
+		t.Error("hasSeccompFilters says no on a kernel that counts seccomp filters")
 	}
 	if fatal("namespaces") {
 		t.Error("namespaces reported missing on a host with /proc/self/ns")

@@ -7,6 +7,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sbx-dev/sbx/runtime/seccomp"
 )
@@ -56,10 +59,10 @@ func Preflight() []Problem {
 			Fix:    "use the krun driver on this architecture",
 			Fatal:  true,
 		})
-	} else if !hasStatusField("Seccomp_filters:") {
+	} else if !hasSeccompFilters() {
 		out = append(out, Problem{
 			Check:  "seccomp",
-			Detail: "the kernel does not offer seccomp filters (no Seccomp_filters in /proc/self/status), which every sandbox runs under",
+			Detail: "the kernel does not offer seccomp filters returning an errno, which every sandbox runs under",
 			Fix:    "use a kernel built with CONFIG_SECCOMP_FILTER, or the krun driver",
 			Fatal:  true,
 		})
@@ -99,11 +102,12 @@ func hasCapability(bit uint) bool {
 	return false
 }
 
-// hasStatusField reports whether /proc/self/status has a line starting
-// with field.
-func hasStatusField(field string) bool {
-	b, err := os.ReadFile("/proc/self/status")
-	return err == nil && strings.Contains(string(b), "\n"+field)
+// hasSeccompFilters asks the kernel whether seccomp filters can return an
+// errno (SECCOMP_GET_ACTION_AVAIL, Linux 4.14 and later).
+func hasSeccompFilters() bool {
+	action := uint32(unix.SECCOMP_RET_ERRNO)
+	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_GET_ACTION_AVAIL, 0, uintptr(unsafe.Pointer(&action)))
+	return errno == 0
 }
 
 // hasFilesystem reports whether the kernel lists fs in /proc/filesystems.

@@ -251,7 +251,7 @@ func cloneRun(flags uintptr, m *mountArgs) error {
 			data = cstr(m.data)
 		}
 	}
-	pid, errno := rawClone(flags|uintptr(unix.SIGCHLD), src, tgt, typ, data)
+	pid, errno := rawClone(flags|uintptr(unix.SIGCHLD), false, src, tgt, typ, data)
 	if errno != 0 {
 		return errno
 	}
@@ -272,13 +272,14 @@ func cstr(s string) *byte {
 
 var allSignals = ^uint64(0)
 
-// rawClone forks with flags; the child blocks all signals, mounts when
-// src is set (exiting with the errno) or else exits 0 at once. With
-// pause set (fstype "pause"), it waits for SIGKILL instead.
+// rawClone forks with flags. The child, a copy of this process with only
+// the calling thread, makes nothing but raw system calls: it blocks all
+// signals, then with pause waits to be killed, else mounts when src is set
+// and exits with the mount's errno (0 without src).
 //
 //go:norace
 //go:nosplit
-func rawClone(flags uintptr, src, tgt, typ, data *byte) (int, syscall.Errno) {
+func rawClone(flags uintptr, pause bool, src, tgt, typ, data *byte) (int, syscall.Errno) {
 	r, _, e := syscall.RawSyscall6(syscall.SYS_CLONE, flags, 0, 0, 0, 0, 0)
 	if e != 0 {
 		return 0, e
@@ -293,10 +294,8 @@ func rawClone(flags uintptr, src, tgt, typ, data *byte) (int, syscall.Errno) {
 			uintptr(unsafe.Pointer(typ)), 0, uintptr(unsafe.Pointer(data)), 0)
 		code = uintptr(e)
 	}
-	if flags&unix.CLONE_PARENT_SETTID != 0 { // used by forkBomb as "pause"
-		for {
-			syscall.RawSyscall6(syscall.SYS_PPOLL, 0, 0, 0, 0, 0, 0)
-		}
+	for pause {
+		syscall.RawSyscall6(syscall.SYS_PPOLL, 0, 0, 0, 0, 0, 0)
 	}
 	syscall.RawSyscall(syscall.SYS_EXIT_GROUP, code, 0, 0)
 	return 0, 0
@@ -307,9 +306,7 @@ func forkBomb(n int) (int, error) {
 	var pids []int
 	var err error
 	for len(pids) < n {
-		// CLONE_PARENT_SETTID with a nil pointer writes nothing; rawClone
-		// reads it as "pause".
-		pid, errno := rawClone(uintptr(unix.SIGCHLD)|unix.CLONE_PARENT_SETTID, nil, nil, nil, nil)
+		pid, errno := rawClone(uintptr(unix.SIGCHLD), true, nil, nil, nil, nil)
 		if errno != 0 {
 			err = errno
 			break
