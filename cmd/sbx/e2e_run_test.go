@@ -13,7 +13,7 @@ import (
 // code, the shared mount, the group reached by name from the one-off's own address, a PTY,
 // nothing left behind; then an ad-hoc one of an image, and an unknown sandbox.
 func testRun(t *testing.T, driver string) {
-	n := 100 + os.Getpid()%100
+	n := os.Getpid() % 100
 	if driver == "krun" {
 		n += 100
 	}
