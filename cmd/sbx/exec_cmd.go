@@ -27,7 +27,7 @@ type execCmd struct {
 
 // execFlags are the flags exec and shell share.
 type execFlags struct {
-	Interactive bool     `short:"i" help:"Attach stdin (always done: accepted for docker's -i)."`
+	Interactive bool     `short:"i" help:"Attach stdin when it is a terminal (a pipe or a file always is, and so is a terminal with a TTY)."`
 	TTY         bool     `short:"t" help:"Give the process a terminal (default when stdin and stdout are terminals)."`
 	NoTTY       bool     `short:"T" name:"no-tty" help:"Never give the process a terminal."`
 	User        string   `short:"u" help:"Run as USER (name, uid, uid:gid or name:group; default: the sandbox's user)." placeholder:"USER"`
@@ -54,7 +54,7 @@ func (c *execCmd) Run(a *app) error {
 		return err
 	}
 	defer client.Close()
-	code, err := a.attach(ctx, client, c.Sandbox, []sbxinit.ExecRequest{req})
+	code, err := a.attach(ctx, client, c.Sandbox, []sbxinit.ExecRequest{req}, c.stdin(req))
 	if err != nil {
 		return a.startFailure(c.Sandbox, err)
 	}
@@ -110,6 +110,16 @@ func (f *execFlags) request(a *app, argv []string) (sbxinit.ExecRequest, error) 
 	return req, nil
 }
 
+// stdin is the process's input: this one when it is a pipe or a file, or a terminal with
+// -i or a TTY; nothing (end of file) otherwise, so that 'sbx exec web -- cmd &' is not
+// stopped for reading the terminal in the background.
+func (f *execFlags) stdin(req sbxinit.ExecRequest) io.Reader {
+	if req.TTY || f.Interactive || !isTerminal(os.Stdin) {
+		return os.Stdin
+	}
+	return nil
+}
+
 // dialSandbox connects to the init of a running sandbox of this project.
 func (a *app) dialSandbox(ctx context.Context, name string) (*sbxinit.Client, *spec.RunSpec, error) {
 	dir, err := a.projectDir()
@@ -133,9 +143,8 @@ func exitCodeError(code int) error {
 // the process; the third SIGINT or SIGTERM gives up on it. The terminal's mode is restored
 // on every way out. It returns the process's exit code; a start failure is printed as the
 // init's *sbxinit.RemoteError (code 126, 127).
-func (a *app) attach(ctx context.Context, c *sbxinit.Client, name string, reqs []sbxinit.ExecRequest) (int, error) {
+func (a *app) attach(ctx context.Context, c *sbxinit.Client, name string, reqs []sbxinit.ExecRequest, stdin io.Reader) (int, error) {
 	tty := reqs[0].TTY
-	stdin := io.Reader(os.Stdin)
 	resize := make(chan sbxinit.WindowSize, 1)
 	sigs := make(chan syscall.Signal, 4)
 	fwd := []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}

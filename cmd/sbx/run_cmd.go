@@ -142,7 +142,7 @@ func (c *runCmd) Run(a *app) error {
 		return err
 	}
 	defer client.Close()
-	code, err := a.attach(context.Background(), client, sb.Name, []sbxinit.ExecRequest{req})
+	code, err := a.attach(context.Background(), client, sb.Name, []sbxinit.ExecRequest{req}, c.stdin(req))
 	if err != nil {
 		return a.startFailure(sb.Name, err)
 	}

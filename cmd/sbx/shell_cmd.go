@@ -36,7 +36,7 @@ func (c *shellCmd) Run(a *app) error {
 		reqs[i] = req
 		reqs[i].Argv = []string{sh}
 	}
-	code, err := a.attach(ctx, client, c.Sandbox, reqs)
+	code, err := a.attach(ctx, client, c.Sandbox, reqs, c.stdin(req))
 	var re *sbxinit.RemoteError
 	if errors.As(err, &re) && re.Code == exitNotFound {
 		return fmt.Errorf("%s has no shell (/bin/sh not found): use sbx exec %s -- PROGRAM", c.Sandbox, c.Sandbox)
