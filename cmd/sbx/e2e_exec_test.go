@@ -331,4 +331,23 @@ sandbox "bare" {
 	if r.code == 0 || r.stderr != want {
 		t.Errorf("shell on a shell-less image: %d %q, want %q", r.code, r.stderr, want)
 	}
+
+	// A one-off of an image without even sleep runs its command as its payload: output and
+	// exit code still come back.
+	root2 := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root2, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"echo", "false"} {
+		if err := os.WriteFile(filepath.Join(root2, "bin", name), bb, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = p.sbxDriver(driver, "run", "--image", "dir:"+root2, "--", "/bin/echo", "no-sleep-here")
+	if r.code != 0 || !strings.Contains(r.stdout, "no-sleep-here\n") {
+		t.Errorf("run of an image without sleep: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r = p.sbxDriver(driver, "run", "--image", "dir:"+root2, "--", "/bin/false"); r.code != 1 {
+		t.Errorf("run of an image without sleep: exit code %d, want 1 (%s)", r.code, r.stderr)
+	}
 }

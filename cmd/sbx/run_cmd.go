@@ -114,6 +114,11 @@ func (c *runCmd) Run(a *app) error {
 			a.log.Warn("remove the one-off sandbox's directory", "dir", rs.Dir, "err", err)
 		}
 	}()
+	// The spec stays next to what the one-off made, so that whatever cleans up after a
+	// killed sbx knows what that was.
+	if err := runtime.WriteRunSpec(rs); err != nil {
+		return err
+	}
 	consolePath := filepath.Join(rs.Dir, "run-console.log")
 	var console io.Writer = a.stdout
 	if attached {
