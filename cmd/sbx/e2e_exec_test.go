@@ -113,10 +113,20 @@ func testExec(t *testing.T, driver string) {
 	})
 	t.Run("Cp", func(t *testing.T) { testCp(t, p, driver) })
 
-	// A stopped sandbox: one line saying how to start it.
+	// The sandbox stopped under a terminal session: sbx says so in one line, and the
+	// terminal is back in its mode.
+	s := startPTY(t, p, driver, 24, 80, "exec", "-it", "web", "--", "sh")
+	s.send("echo $((20+3))\r")
+	s.expect("23")
 	if r := p.sbxDriver(driver, "stop", "web"); r.code != 0 {
 		t.Fatalf("stop: %s", r.stderr)
 	}
+	if code := s.wait(); code != 1 || !strings.Contains(s.output(), "web stopped while the process ran") {
+		t.Errorf("exec when its sandbox stopped: exit code %d:\n%s", code, s.output())
+	}
+	s.checkRestored()
+
+	// A stopped sandbox: one line saying how to start it.
 	r := p.sbxDriver(driver, "exec", "web", "--", "true")
 	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "'sbx start web'") {
 		t.Errorf("exec into a stopped sandbox: %d %q", r.code, r.stderr)

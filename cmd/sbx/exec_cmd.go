@@ -209,6 +209,9 @@ func (a *app) attach(ctx context.Context, c *sbxinit.Client, name string, reqs [
 		if errors.Is(err, context.Canceled) {
 			return 0, fmt.Errorf("gave up on the process in %s after three signals (it may still run there)", name)
 		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+			return 0, fmt.Errorf("%s stopped while the process ran (%w): 'sbx ps' and 'sbx logs %s' say why", name, err, name)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", name, err)
 		}
