@@ -61,8 +61,8 @@ sandbox "web" {
 
 	r := p.sbxDriver(driver, "run", "web", "--", "sh", "-c",
 		`echo "$FOO"; echo one-off > /data/from-run; ip -4 -o addr show eth0 | grep -o '10[.0-9]*/' ; wget -q -O - http://web:8080/; exit 9`)
-	if r.code != 9 {
-		t.Errorf("run: exit code %d, want 9\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r.code != 9 || r.stderr != "" {
+		t.Errorf("run: exit code %d, want 9 and nothing on stderr\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	for _, want := range []string{"from-the-sandboxfile\n", fmt.Sprintf("10.98.%d.", n), "declared web\n"} {
 		if !strings.Contains(r.stdout, want) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sbx-dev/sbx/lang"
+	"github.com/sbx-dev/sbx/lang/imageref"
 	"github.com/sbx-dev/sbx/runtime"
 	"github.com/sbx-dev/sbx/runtime/image"
 	"github.com/sbx-dev/sbx/runtime/sbxinit"
@@ -69,9 +70,14 @@ func (c *runCmd) Run(a *app) error {
 	if err != nil {
 		return err
 	}
-	// Pulls report on stderr: the one-off's output stays its own.
+	// A registry pull reports on stderr, so the one-off's output stays its own; local
+	// images, read again each time, say nothing.
+	images := runtime.StoreImages{Store: store}
 	progress := image.NewProgress(a.stderr, isTerminal(a.stderr))
-	img, err := (runtime.StoreImages{Store: store, Progress: func(string) image.Progress { return progress }}).Ensure(ctx, sb.Image)
+	if !localImage(sb.Image) {
+		images.Progress = func(string) image.Progress { return progress }
+	}
+	img, err := images.Ensure(ctx, sb.Image)
 	progress.Wait()
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", sb.Image, err)
@@ -223,6 +229,16 @@ func oneOff(decl *lang.Sandbox, words []string) *lang.Sandbox {
 	sb.Restart = "no"
 	sb.Network.IP = netip.Addr{}
 	return &sb
+}
+
+// localImage says whether ref is read from this machine rather than pulled.
+func localImage(ref string) bool {
+	for _, p := range []string{imageref.PrefixOCILayout, imageref.PrefixDockerArchive, imageref.PrefixDir} {
+		if strings.HasPrefix(ref, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func truncate(s string, n int) string {
