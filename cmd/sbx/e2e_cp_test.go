@@ -81,6 +81,14 @@ func testCp(t *testing.T, p *project, driver string) {
 		t.Errorf("copied passwd: %q %v", b, err)
 	}
 
+	// From one sandbox path to another (here the same sandbox: two connections at once).
+	if r := sbx("cp", "web:/srv/tree", "web:/tmp/tree2"); r.code != 0 {
+		t.Fatalf("cp between sandbox paths: %d %s", r.code, r.stderr)
+	}
+	if r := sbx("exec", "web", "--", "stat", "-c", "%n %a", "/tmp/tree2/conf/app.conf"); r.stdout != "/tmp/tree2/conf/app.conf 640\n" {
+		t.Errorf("copied within the sandbox: %q %s", r.stdout, r.stderr)
+	}
+
 	// Bad input: one line each, saying what to do.
 	for _, tc := range []struct {
 		args []string

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,6 +100,35 @@ func testExec(t *testing.T, driver string) {
 		r := p.sbxDriver(driver, "exec", "web", "--", "no-such-program")
 		if r.code != 127 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "no-such-program") {
 			t.Errorf("exec of a missing program: %d %q", r.code, r.stderr)
+		}
+	})
+	t.Run("Interrupt", func(t *testing.T) {
+		// Without a terminal, Ctrl-C (SIGINT to sbx) goes to the process.
+		cmd := exec.Command(p.bin, "-C", p.dir, "exec", "web", "--", "sh", "-c", "echo started; exec sleep 60")
+		cmd.Env = append(os.Environ(), "SBX_HOME="+p.home, "NO_COLOR=1", "SBX_DRIVER="+driver)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line := make([]byte, 8)
+		if _, err := io.ReadFull(out, line); err != nil || string(line) != "started\n" {
+			t.Fatalf("exec's first output: %q %v", line, err)
+		}
+		_ = cmd.Process.Signal(unix.SIGINT)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatal("sbx exec did not end after SIGINT")
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 130 {
+			t.Errorf("exit code after SIGINT %d, want 130", code)
 		}
 	})
 	t.Run("PTY", func(t *testing.T) { testExecPTY(t, p, driver) })
