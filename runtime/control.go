@@ -63,7 +63,11 @@ func (p *Project) DialSandbox(ctx context.Context, name string) (*sbxinit.Client
 	if err != nil {
 		return nil, nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
-	c, err := DialControl(ctx, dir, 5*time.Second)
+	patience := 5 * time.Second
+	if _, err := os.Stat(ControlSocketPath(dir)); errors.Is(err, os.ErrNotExist) && time.Since(rec.StartedAt) > 10*time.Second {
+		patience = 0 // long started, and no socket: there will be none
+	}
+	c, err := DialControl(ctx, dir, patience)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
@@ -84,13 +88,10 @@ func DialControl(ctx context.Context, dir string, patience time.Duration) (*sbxi
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		_, serr := os.Stat(sock)
-		missing := errors.Is(serr, os.ErrNotExist)
-		// A socket that is not there yet appears within moments of the payload's start.
-		if missing && time.Since(start) > min(patience, time.Second) {
-			return nil, fmt.Errorf("no control socket at %s: the sandbox runs without sbx-init's (started by an older sbx, or by a driver that does not run sbx-init); 'sbx restart' with this sbx starts it with one", sock)
-		}
-		if time.Since(start) > patience {
+		if time.Since(start) >= patience {
+			if _, serr := os.Stat(sock); errors.Is(serr, os.ErrNotExist) {
+				return nil, fmt.Errorf("no control socket at %s: the sandbox runs without sbx-init's (started by an older sbx, or by a driver that does not run sbx-init); 'sbx restart' with this sbx starts it with one", sock)
+			}
 			return nil, fmt.Errorf("its init does not answer at %s: %w ('sbx logs' shows what it said)", sock, err)
 		}
 		select {

@@ -172,10 +172,11 @@ func (a *app) attach(ctx context.Context, c *sbxinit.Client, name string, reqs [
 				sig := s.(syscall.Signal)
 				if sig == syscall.SIGWINCH {
 					if ws, ok := windowSize(); ok {
-						select {
-						case resize <- ws:
+						select { // only the latest size matters
+						case <-resize:
 						default:
 						}
+						resize <- ws
 					}
 					continue
 				}

@@ -97,7 +97,7 @@ func (c *runCmd) Run(a *app) error {
 	attached := runtime.HasProgram(rs, "sleep")
 	if attached {
 		rs.Process.Argv = []string{"sleep", holdSeconds}
-	} else if req.TTY || c.TTY {
+	} else if c.TTY {
 		return fmt.Errorf("the image %s has no sleep program to hold a one-off sandbox up while a terminal is attached: run with -T (output only)", sb.Image)
 	}
 	exe, err := executable()
