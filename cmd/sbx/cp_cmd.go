@@ -20,8 +20,8 @@ import (
 // sandboxes, as tar streams through the sandboxes' inits: it works the same on every driver.
 type cpCmd struct {
 	Archive bool   `short:"a" help:"Keep the owners (uid and gid) of what is copied. By default copies are owned by root in a sandbox and by you on the host."`
-	Src     string `arg:"" help:"What to copy: a host path or SANDBOX:PATH."`
-	Dst     string `arg:"" help:"Where to: a host path or SANDBOX:PATH. An existing directory receives SRC under its name; otherwise the copy is named DST."`
+	Src     string `arg:"" help:"What to copy: a host path, SANDBOX:PATH, or - for a tar stream on stdin."`
+	Dst     string `arg:"" help:"Where to: a host path or SANDBOX:PATH (an existing directory receives SRC under its name; otherwise the copy is named DST), or - for a tar stream on stdout."`
 }
 
 // cpLoc is one side of a copy: a host path, or a path in a sandbox.
@@ -70,6 +70,13 @@ func (c *cpCmd) Run(a *app) error {
 	if src.sandbox != "" && (src.path == "/" || path.Base(src.path) == "..") {
 		return fmt.Errorf("%s: copy a directory below / by its name", src)
 	}
+	// "-": a tar stream on stdin or stdout, as docker cp has it.
+	switch {
+	case src.sandbox == "" && src.path == "-":
+		return cp.tarIn(ctx, dst)
+	case dst.sandbox == "" && dst.path == "-":
+		return cp.tarOut(ctx, src)
+	}
 	if src.sandbox == "" {
 		fi, err := os.Lstat(src.path)
 		if err != nil {
@@ -81,6 +88,38 @@ func (c *cpCmd) Run(a *app) error {
 		return cp.toHost(ctx, src, dst)
 	}
 	return cp.toSandbox(ctx, src, dst)
+}
+
+// tarIn extracts a tar stream from stdin into the sandbox directory dst, as it is (owners
+// too: the stream says what it wants).
+func (cp *copier) tarIn(ctx context.Context, dst cpLoc) error {
+	c, err := cp.dial(ctx, dst.sandbox)
+	if err != nil {
+		return err
+	}
+	err = c.CopyTo(ctx, strings.TrimSuffix(dst.path, "/")+"/", os.Stdin)
+	var re *sbxinit.RemoteError
+	if errors.As(err, &re) {
+		if strings.HasSuffix(re.Msg, "no such file or directory") || strings.HasSuffix(re.Msg, ": not a directory") {
+			return fmt.Errorf("%s is not a directory in sandbox %s: a tar stream is extracted into one; create it with 'sbx exec %s -- mkdir -p %s'", dst, dst.sandbox, dst.sandbox, dst.path)
+		}
+		return cpRemoteError(dst, re)
+	}
+	return err
+}
+
+// tarOut writes the sandbox path src to stdout as a tar stream named from its base name.
+func (cp *copier) tarOut(ctx context.Context, src cpLoc) error {
+	c, err := cp.dial(ctx, src.sandbox)
+	if err != nil {
+		return err
+	}
+	err = c.CopyFrom(ctx, strings.TrimSuffix(src.path, "/"), cp.a.stdout)
+	var re *sbxinit.RemoteError
+	if errors.As(err, &re) {
+		return cpRemoteError(src, re)
+	}
+	return err
 }
 
 // copier holds the connections of one copy.

@@ -89,6 +89,18 @@ func testCp(t *testing.T, p *project, driver string) {
 		t.Errorf("copied within the sandbox: %q %s", r.stdout, r.stderr)
 	}
 
+	// Tar streams on stdout and stdin.
+	r = sbx("cp", "web:/srv/tree/conf", "-")
+	if r.code != 0 || !strings.Contains(r.stdout, "conf/app.conf") || !strings.Contains(r.stdout, "key = value") {
+		t.Errorf("cp to -: %d %d bytes %s", r.code, len(r.stdout), r.stderr)
+	}
+	if r := p.sbxStdin(driver, r.stdout, "cp", "-", "web:/tmp"); r.code != 0 {
+		t.Errorf("cp from -: %d %s", r.code, r.stderr)
+	}
+	if r := sbx("exec", "web", "--", "cat", "/tmp/conf/app.conf"); r.stdout != "key = value\n" {
+		t.Errorf("extracted from stdin: %q %s", r.stdout, r.stderr)
+	}
+
 	// Bad input: one line each, saying what to do.
 	for _, tc := range []struct {
 		args []string
