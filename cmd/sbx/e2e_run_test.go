@@ -24,9 +24,16 @@ network "lan" {
   subnet = "10.98.%d.0/24"
 }
 
-sandbox "web" {
+sandbox "db" {
   image   = "IMAGE"
-  command = ["httpd", "-f", "-p", "8080", "-h", "/data"]
+  command = ["sleep", "3600"]
+  network { scope = "none" }
+}
+
+sandbox "web" {
+  image      = "IMAGE"
+  command    = ["httpd", "-f", "-p", "8080", "-h", "/data"]
+  depends_on = [sandbox.db]
   env     = { FOO = "from-the-sandboxfile" }
   mount {
     source = "./data"
@@ -91,13 +98,22 @@ sandbox "web" {
 	if row := p.ps()["web"]; row.Pid != pid || row.State != "running" {
 		t.Errorf("the declared sandbox did not keep running: %+v", row)
 	}
-	if names := sandboxes(); len(names) != 1 || names[0] != "web" {
+	if names := sandboxes(); strings.Join(names, " ") != "db web" {
 		t.Errorf("one-offs left directories: %v", names)
 	}
 	for _, proc := range processesOf(p.dir) {
 		if strings.Contains(proc, "-run-") {
 			t.Errorf("a one-off's process is left: %s", proc)
 		}
+	}
+
+	// A dependency that does not run is a warning: the one-off runs all the same.
+	if r := p.sbxDriver(driver, "stop", "db"); r.code != 0 {
+		t.Fatalf("stop db: %s", r.stderr)
+	}
+	r = p.sbxDriver(driver, "run", "web", "--", "true")
+	if r.code != 0 || r.stderr != "Warning: web depends on db, which is not running: 'sbx up db' starts it\n" {
+		t.Errorf("run with a stopped dependency: %d %q", r.code, r.stderr)
 	}
 
 	// An image alone, outside any group.
@@ -107,10 +123,10 @@ sandbox "web" {
 	}
 
 	r = p.sbxDriver(driver, "run", "nope", "--", "true")
-	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, `no sandbox "nope" in the Sandboxfile (it declares web)`) {
+	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, `no sandbox "nope" in the Sandboxfile (it declares db, web)`) {
 		t.Errorf("run of an unknown sandbox: %d %q", r.code, r.stderr)
 	}
-	if names := sandboxes(); len(names) != 1 {
+	if names := sandboxes(); strings.Join(names, " ") != "db web" {
 		t.Errorf("one-offs left directories: %v", names)
 	}
 }

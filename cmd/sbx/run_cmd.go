@@ -15,6 +15,7 @@ import (
 
 	"github.com/sbx-dev/sbx/lang"
 	"github.com/sbx-dev/sbx/lang/imageref"
+	"github.com/sbx-dev/sbx/planner"
 	"github.com/sbx-dev/sbx/runtime"
 	"github.com/sbx-dev/sbx/runtime/image"
 	"github.com/sbx-dev/sbx/runtime/sbxinit"
@@ -62,6 +63,9 @@ func (c *runCmd) Run(a *app) error {
 		return err
 	}
 	defer cleanupProject()
+	if name != "" {
+		a.warnDependencies(cfg, name)
+	}
 	driver := a.driverName(cfg)
 	ctx, cancel := signalContext()
 	defer cancel()
@@ -229,6 +233,22 @@ func oneOff(decl *lang.Sandbox, words []string) *lang.Sandbox {
 	sb.Restart = "no"
 	sb.Network.IP = netip.Addr{}
 	return &sb
+}
+
+// warnDependencies says which sandboxes name depends on do not run: a one-off does not
+// start them (sbx up does).
+func (a *app) warnDependencies(cfg *lang.Config, name string) {
+	_, obs, err := observed(cfg.Dir)
+	if err != nil {
+		return
+	}
+	for _, dep := range cfg.Dependencies(name) {
+		switch obs[dep] {
+		case planner.StatusRunning, planner.StatusReady, planner.StatusStarting, planner.StatusUnready:
+		default:
+			fmt.Fprintf(a.stderr, "%s %s depends on %s, which is not running: 'sbx up %s' starts it\n", a.paint(a.ecolor, yellow, "Warning:"), name, dep, dep)
+		}
+	}
 }
 
 // localImage says whether ref is read from this machine rather than pulled.
