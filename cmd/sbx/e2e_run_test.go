@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sbx-dev/sbx/runtime"
+	"github.com/sbx-dev/sbx/runtime/nsnet"
 )
 
 // testRun runs one-off sandboxes from a declared sandbox (in a network group, with a static
@@ -53,6 +59,11 @@ sandbox "web" {
 		t.Fatal(err)
 	}
 	execDriverEnv(t, driver)
+	t.Cleanup(func() {
+		// What a one-off that went wrong left of the project's network, once down is done.
+		p.sbxDriver(driver, "down")
+		_ = nsnet.TeardownProject(context.Background(), runtime.ProjectID(fmt.Sprintf("e2erun%d", n), p.dir))
+	})
 	if r := p.sbxDriver(driver, "up"); r.code != 0 {
 		t.Fatalf("up: %s\n%s", r.stdout, r.stderr)
 	}
@@ -106,6 +117,51 @@ sandbox "web" {
 			t.Errorf("a one-off's process is left: %s", proc)
 		}
 	}
+
+	// A one-off whose sbx is killed: the next sbx run cleans up after it, network included.
+	netBefore, err := nsnet.List(context.Background(), runtime.ProjectID(fmt.Sprintf("e2erun%d", n), p.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(p.bin, "-C", p.dir, "run", "web", "--", "sh", "-c", "echo started; exec sleep 60")
+	cmd.Env = append(os.Environ(), "SBX_HOME="+p.home, "NO_COLOR=1", "SBX_DRIVER="+driver)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 8)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "started\n" {
+		t.Fatalf("the one-off's first output: %q %v", line, err)
+	}
+	if names := sandboxes(); len(names) != 3 {
+		t.Errorf("a running one-off's directory: %v", names)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if r := p.sbxDriver(driver, "run", "web", "--", "true"); r.code != 0 {
+		t.Errorf("run after a killed one: %d %s", r.code, r.stderr)
+	}
+	if names := sandboxes(); strings.Join(names, " ") != "db web" {
+		t.Errorf("the killed one-off's directory is left: %v", names)
+	}
+	netAfter, err := nsnet.List(context.Background(), runtime.ProjectID(fmt.Sprintf("e2erun%d", n), p.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(netAfter.Links) != len(netBefore.Links) || len(netAfter.Rules) != len(netBefore.Rules) || len(netAfter.NetNS) != len(netBefore.NetNS) {
+		t.Errorf("the killed one-off's network is left:\nbefore %+v\nafter  %+v", netBefore, netAfter)
+	}
+	p.eventually("the killed one-off's processes to go", func() bool {
+		for _, proc := range processesOf(p.dir) {
+			if strings.Contains(proc, "-run-") {
+				return false
+			}
+		}
+		return true
+	})
 
 	// A dependency that does not run is a warning: the one-off runs all the same.
 	if r := p.sbxDriver(driver, "stop", "db"); r.code != 0 {

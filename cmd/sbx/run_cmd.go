@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -115,6 +116,7 @@ func (c *runCmd) Run(a *app) error {
 	if err := d.Validate(ctx, rs); err != nil {
 		return fmt.Errorf("check the one-off sandbox with the driver: %w", err)
 	}
+	reapOneOffs(ctx, a, proj, exe)
 	rel := filepath.Join("sandboxes", sb.Name)
 	if err := state.EnsureDirs(proj.Store.Dir(), rel); err != nil {
 		return err
@@ -124,9 +126,12 @@ func (c *runCmd) Run(a *app) error {
 			a.log.Warn("remove the one-off sandbox's directory", "dir", rs.Dir, "err", err)
 		}
 	}()
-	// The spec stays next to what the one-off made, so that whatever cleans up after a
-	// killed sbx knows what that was.
+	// The spec and its owner (this sbx) stay next to what the one-off made, so that the next
+	// sbx run cleans up after one whose sbx was killed.
 	if err := runtime.WriteRunSpec(rs); err != nil {
+		return err
+	}
+	if err := writeOwner(rs.Dir); err != nil {
 		return err
 	}
 	consolePath := filepath.Join(rs.Dir, "run-console.log")
@@ -233,6 +238,59 @@ func oneOff(decl *lang.Sandbox, words []string) *lang.Sandbox {
 	sb.Restart = "no"
 	sb.Network.IP = netip.Addr{}
 	return &sb
+}
+
+// oneOffOwner is the sbx run that owns a one-off sandbox's directory.
+type oneOffOwner struct {
+	Pid       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"`
+}
+
+const ownerFile = "run-owner.json"
+
+func writeOwner(dir string) error {
+	start, err := state.ProcessStartTime(os.Getpid())
+	if err != nil {
+		return fmt.Errorf("one-off owner: %w", err)
+	}
+	b, _ := json.Marshal(oneOffOwner{Pid: os.Getpid(), StartTime: start})
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), b, 0o600); err != nil {
+		return fmt.Errorf("one-off owner: %w", err)
+	}
+	return nil
+}
+
+// reapOneOffs releases what one-off sandboxes of the project left when their sbx run was
+// killed (its network; the VMM or namespace child died with it) and removes their
+// directories. A one-off whose sbx still runs is left alone.
+func reapOneOffs(ctx context.Context, a *app, proj *runtime.Project, exe string) {
+	root := filepath.Join(proj.Store.Dir(), "sandboxes")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue // not a one-off
+		}
+		var o oneOffOwner
+		if json.Unmarshal(b, &o) != nil || state.Alive(o.Pid, o.StartTime) {
+			continue
+		}
+		if rs, err := runtime.ReadRunSpec(dir); err == nil {
+			if d, err := runtime.NewDriver(rs.Driver, exe, a.log); err == nil {
+				if err := d.Cleanup(ctx, rs); err != nil {
+					a.log.Warn("clean up after a killed one-off sandbox", "sandbox", e.Name(), "err", err)
+					continue
+				}
+			}
+		}
+		if err := state.RemoveBeneath(proj.Store.Dir(), filepath.Join("sandboxes", e.Name())); err != nil {
+			a.log.Warn("remove a killed one-off sandbox's directory", "sandbox", e.Name(), "err", err)
+		}
+	}
 }
 
 // warnDependencies says which sandboxes name depends on do not run: a one-off does not
