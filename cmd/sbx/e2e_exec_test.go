@@ -387,6 +387,10 @@ sandbox "bare" {
 	if r.code != 0 || !strings.Contains(r.stdout, "no-sleep-here\n") {
 		t.Errorf("run of an image without sleep: %d %q %s", r.code, r.stdout, r.stderr)
 	}
+	r = p.sbxDriver(driver, "run", "-e", "GREETING=set-by-e", "-w", "/tmp", "--image", "dir:"+root2, "--", "/bin/echo", "$GREETING")
+	if r.code != 0 || !strings.Contains(r.stdout, "$GREETING\n") {
+		t.Errorf("run of an image without sleep, with -e and -w: %d %q %s", r.code, r.stdout, r.stderr)
+	}
 	if r = p.sbxDriver(driver, "run", "--image", "dir:"+root2, "--", "/bin/false"); r.code != 1 {
 		t.Errorf("run of an image without sleep: exit code %d, want 1 (%s)", r.code, r.stderr)
 	}

@@ -51,3 +51,10 @@ func TestShellCandidates(t *testing.T) {
 		t.Errorf("without $SHELL: %v", got)
 	}
 }
+
+func TestMergeEnv(t *testing.T) {
+	got := mergeEnv([]string{"PATH=/bin", "A=1", "B=2"}, []string{"A=x", "C=3", "B="})
+	if strings.Join(got, " ") != "PATH=/bin A=x B= C=3" {
+		t.Errorf("mergeEnv: %v", got)
+	}
+}

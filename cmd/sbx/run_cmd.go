@@ -102,7 +102,17 @@ func (c *runCmd) Run(a *app) error {
 	attached := runtime.HasProgram(rs, "sleep")
 	if attached {
 		rs.Process.Argv = []string{"sleep", holdSeconds}
-	} else if c.TTY {
+	} else {
+		// The flags apply to the payload itself.
+		if req.User != nil {
+			rs.Process.User = req.User.Spec
+		}
+		if req.Cwd != "" {
+			rs.Process.Workdir = req.Cwd
+		}
+		rs.Process.Env = mergeEnv(rs.Process.Env, req.Env)
+	}
+	if !attached && c.TTY {
 		return fmt.Errorf("the image %s has no sleep program to hold a one-off sandbox up while a terminal is attached: run with -T (output only)", sb.Image)
 	}
 	exe, err := executable()
@@ -307,6 +317,24 @@ func (a *app) warnDependencies(cfg *lang.Config, name string) {
 			fmt.Fprintf(a.stderr, "%s %s depends on %s, which is not running: 'sbx up %s' starts it\n", a.paint(a.ecolor, yellow, "Warning:"), name, dep, dep)
 		}
 	}
+}
+
+// mergeEnv is env with the NAME=VALUE entries of extra set over it.
+func mergeEnv(env, extra []string) []string {
+	out := append([]string(nil), env...)
+	for _, e := range extra {
+		k, _, _ := strings.Cut(e, "=")
+		replaced := false
+		for i, o := range out {
+			if ok, _, _ := strings.Cut(o, "="); ok == k {
+				out[i], replaced = e, true
+			}
+		}
+		if !replaced {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // localImage says whether ref is read from this machine rather than pulled.
