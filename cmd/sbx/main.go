@@ -41,6 +41,10 @@ type cli struct {
 	Import   importCmd   `cmd:"" help:"Turn a Compose file or a microsandbox Sandboxfile into a Sandboxfile."`
 	Export   exportCmd   `cmd:"" help:"Write the sandboxes as manifests for another platform (Kubernetes)."`
 
+	Cp         cpCmd         `cmd:"" help:"Copy files and directories between the host and a running sandbox (SANDBOX:PATH on either side), modes kept."`
+	Run        runCmd        `cmd:"" help:"Run a one-off sandbox from a declared one (or --image) with another command, attached to this terminal, removed afterwards."`
+	Exec       execCmd       `cmd:"" help:"Run a command in a running sandbox (sbx exec SANDBOX -- CMD...), with its exit code."`
+	Shell      shellCmd      `cmd:"" help:"Open the image's shell in a running sandbox ($SHELL, else /bin/bash, else /bin/sh)."`
 	Ls         lsCmd         `cmd:"" help:"List the projects on this machine that have sandboxes, with their states."`
 	Config     configCmd     `cmd:"" help:"Print the fully resolved configuration: variables applied, defaults filled in, sensitive values masked."`
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
