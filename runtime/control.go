@@ -111,7 +111,7 @@ func dialUnixLong(ctx context.Context, sock string) (*sbxinit.Client, error) {
 	if len(sock) <= maxSocketPath {
 		return sbxinit.DialUnix(ctx, sock)
 	}
-	fd, err := unix.Open(filepath.Dir(sock), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(filepath.Dir(sock), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("connect to sbx-init at %s: %w", sock, err)
 	}

@@ -68,7 +68,7 @@ func TestDialControlLongPath(t *testing.T) {
 		t.Errorf("a missing socket: %v", err)
 	}
 
-	fd, err := unix.Open(ctl, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(ctl, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
