@@ -113,8 +113,12 @@ func completeCommandLine(parser *kong.Kong) (bool, error) {
 // predictSandboxArgs makes every command whose arguments are sandboxes complete them with
 // the names of the project's sandboxes.
 func predictSandboxArgs(node *kong.Node, cmd *complete.Command, names complete.Predictor) {
-	if len(node.Positional) == 1 && node.Positional[0].Name == "sandbox" {
+	switch {
+	case len(node.Positional) == 1 && node.Positional[0].Name == "sandbox":
 		cmd.Args = names
+	case len(node.Positional) > 1 && node.Positional[0].Name == "sandbox":
+		// exec, run: the sandbox, then a command line of its own.
+		cmd.Args = firstArg{names}
 	}
 	for _, child := range node.Children {
 		sub, ok := cmd.Sub[child.Name]
@@ -204,3 +208,37 @@ func nearestSandboxfile(dir string) string {
 
 // Help is the detail shown by sbx completion --help.
 func (c *completionCmd) Help() string { return completionHelp }
+
+// firstArg predicts with p only the first positional argument of a command: later ones
+// belong to the command line run inside.
+type firstArg struct{ p complete.Predictor }
+
+// Predict counts the positional words already completed, skipping flags and their values.
+func (f firstArg) Predict(a complete.Args) []string {
+	positional := 0
+	for i := 0; i < len(a.Completed); i++ {
+		w := a.Completed[i]
+		switch {
+		case w == "--":
+			positional++
+		case strings.HasPrefix(w, "-") && !strings.Contains(w, "=") && valueFlag(w):
+			i++ // its value
+		case strings.HasPrefix(w, "-"):
+		default:
+			positional++
+		}
+	}
+	if positional > 0 {
+		return nil
+	}
+	return f.p.Predict(a)
+}
+
+// valueFlag says whether a flag of exec or run takes a value in the next word.
+func valueFlag(w string) bool {
+	switch w {
+	case "-u", "--user", "-w", "--workdir", "-e", "--env", "--image", "-f", "--file", "-C", "--chdir", "--var", "--var-file", "--driver", "--log-level", "--lock-timeout":
+		return true
+	}
+	return false
+}

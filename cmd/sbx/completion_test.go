@@ -57,6 +57,10 @@ func TestCompletionCandidates(t *testing.T) {
 		{dir, "sbx ps --js", []string{"--json"}},
 		{dir, "sbx --log-level ", []string{"debug", "error", "info", "warn"}},
 		{dir, "sbx __", nil}, // hidden commands stay hidden
+		{dir, "sbx exec w", []string{"web", "worker"}},
+		{dir, "sbx exec -u root w", []string{"web", "worker"}},
+		{dir, "sbx exec web w", nil}, // the command line inside is the user's
+		{dir, "sbx shell d", []string{"db"}},
 	} {
 		if got := completeLine(t, tc.dir, tc.line); !slices.Equal(got, tc.want) {
 			t.Errorf("%q completes to %q, want %q", tc.line, got, tc.want)
