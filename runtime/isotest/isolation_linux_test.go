@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -324,6 +325,14 @@ func runPodman(t *testing.T, dir, rootfs string, args []string) map[string]resul
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	_ = exec.Command("podman", "rm", "-f", "-t", "0", "--ignore", name).Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 125 && out.Len() == 0 {
+		// podman itself could not run a container on this host (its storage, cgroup manager
+		// or OCI runtime): the comparison cannot be made, but sbx must still deny every
+		// item, which the caller checks.
+		t.Logf("PODMAN COULD NOT RUN HERE: only sbx's results are checked.\npodman %s: %v\n%s", strings.Join(cmdArgs, " "), err, errb.String())
+		return nil
+	}
 	if err != nil {
 		t.Fatalf("podman %s: %v\n%s", strings.Join(cmdArgs, " "), err, errb.String())
 	}
