@@ -176,7 +176,13 @@ func (cp *copier) dial(ctx context.Context, name string) (*sbxinit.Client, error
 func (cp *copier) source(ctx context.Context, src cpLoc, top string) (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
 	if src.sandbox == "" {
-		go func() { pw.CloseWithError(writeHostTar(pw, src.path, top, cp.archive)) }()
+		go func() {
+			pw.CloseWithError(sbxinit.WriteTar(pw, src.path, top, func(h *tar.Header) {
+				if !cp.archive { // owners are root's inside unless -a
+					h.Uid, h.Gid = 0, 0
+				}
+			}))
+		}()
 		return pr, nil
 	}
 	c, err := cp.dial(ctx, src.sandbox)
@@ -350,71 +356,6 @@ func renameTar(w io.Writer, r io.Reader, top string, fix func(*tar.Header)) erro
 			return err
 		}
 	}
-}
-
-// writeHostTar writes the host path p (a file, a symlink, a directory tree) as a tar stream
-// whose top entry is named top. Owners are root's unless archive; special files are skipped.
-func writeHostTar(w io.Writer, p, top string, archive bool) error {
-	tw := tar.NewWriter(w)
-	p = filepath.Clean(p)
-	err := filepath.WalkDir(p, func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		var link string
-		switch {
-		case fi.Mode().IsRegular(), fi.IsDir():
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if link, err = os.Readlink(name); err != nil {
-				return err
-			}
-		default:
-			return nil
-		}
-		h, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(p, name)
-		if err != nil {
-			return err
-		}
-		h.Name = top
-		if rel != "." {
-			h.Name += "/" + filepath.ToSlash(rel)
-		}
-		if fi.IsDir() {
-			h.Name += "/"
-		}
-		h.Uname, h.Gname = "", ""
-		if !archive {
-			h.Uid, h.Gid = 0, 0
-		}
-		h.Format = tar.FormatPAX
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			f, err := os.Open(name)
-			if err != nil {
-				return err
-			}
-			_, err = io.CopyN(tw, f, h.Size)
-			f.Close()
-			if err != nil {
-				return fmt.Errorf("read %s: %w", name, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }
 
 // extractHostTar extracts a tar stream from a sandbox into the host directory dir. What a

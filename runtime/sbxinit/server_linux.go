@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -493,7 +494,7 @@ func (s *server) copyFrom(w *wire, p string) error {
 	if err := w.writeJSON(frameReply, reply{}); err != nil {
 		return err
 	}
-	if err := writeTar(frameWriter{w, frameData}, p); err != nil {
+	if err := WriteTar(frameWriter{w, frameData}, p, tarTop(p), nil); err != nil {
 		return w.writeJSON(frameError, reply{Error: fmt.Sprintf("copy from %s: %v", p, err)})
 	}
 	return w.write(frameDataEnd, nil)
@@ -542,4 +543,13 @@ func (s *server) copyTo(w *wire, dir string) error {
 		return w.writeJSON(frameReply, reply{Error: fmt.Sprintf("copy to %s: %v", dir, err)})
 	}
 	return w.writeJSON(frameReply, reply{})
+}
+
+// tarTop names the top entry of a copy of p: its base name, or "." for the root.
+func tarTop(p string) string {
+	top, err := filepath.Rel(filepath.Dir(filepath.Clean(p)), filepath.Clean(p))
+	if err != nil {
+		return filepath.Base(p)
+	}
+	return top
 }

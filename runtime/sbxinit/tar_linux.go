@@ -5,76 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// writeTar writes p (a file, a symlink or a directory tree) as a tar stream whose entries
-// are named from p's base name down, with modes, owners and times. Special files are
-// skipped.
-func writeTar(w io.Writer, p string) error {
-	tw := tar.NewWriter(w)
-	base := filepath.Dir(p)
-	err := filepath.WalkDir(p, func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		var link string
-		switch {
-		case fi.Mode().IsRegular(), fi.IsDir():
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if link, err = os.Readlink(name); err != nil {
-				return err
-			}
-		default:
-			return nil
-		}
-		hdr, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(base, name)
-		if err != nil {
-			return err
-		}
-		hdr.Name = filepath.ToSlash(rel)
-		if fi.IsDir() {
-			hdr.Name += "/"
-		}
-		hdr.Uname, hdr.Gname = "", ""
-		hdr.Format = tar.FormatPAX
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			f, err := os.Open(name)
-			if err != nil {
-				return err
-			}
-			_, err = io.CopyN(tw, f, hdr.Size)
-			f.Close()
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
-}
 
 // extractTar extracts a tar stream into dir, keeping modes, owners and times. Every path is
 // resolved inside dir (RESOLVE_IN_ROOT): neither ".." nor a symlink in the stream or in the
