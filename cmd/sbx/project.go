@@ -132,3 +132,24 @@ func (a *app) stateEngine(ctx context.Context, dir string, out io.Writer) (e *ru
 	e = &runtime.Engine{Project: runtime.NewProject("", dir), Lock: l, Exe: exe, Out: out, Log: a.log}
 	return e, func() { _ = l.Unlock() }, nil
 }
+
+// onProject runs fn with the project's engine under the state lock, until a signal, and
+// prints what failed: stop, start and restart are this and one engine call.
+func (a *app) onProject(fn func(context.Context, *runtime.Engine) (*runtime.Result, error)) error {
+	ctx, cancel := signalContext()
+	defer cancel()
+	dir, err := a.projectDir()
+	if err != nil {
+		return err
+	}
+	e, release, err := a.stateEngine(ctx, dir, a.stdout)
+	if err != nil {
+		return err
+	}
+	defer release()
+	res, err := fn(ctx, e)
+	if err != nil {
+		return err
+	}
+	return a.printResult(res)
+}
