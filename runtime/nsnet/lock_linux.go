@@ -4,13 +4,11 @@ package nsnet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/sbx-dev/sbx/runtime/diskfile"
 )
 
 // lock takes /run/sbx/net.lock, shared by every sbx process on the host, so
@@ -19,27 +17,9 @@ func lock(ctx context.Context) (unlock func(), err error) {
 	if err := os.MkdirAll(lockDir, 0o755); err != nil {
 		return nil, fmt.Errorf("network lock: %w", err)
 	}
-	path := filepath.Join(lockDir, "net.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	l, err := diskfile.Lock(ctx, filepath.Join(lockDir, "net.lock"))
 	if err != nil {
 		return nil, fmt.Errorf("network lock: %w", err)
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("network lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for the network lock %s: %w", path, ctx.Err())
-		case <-tick.C:
-		}
-	}
+	return func() { _ = l.Unlock() }, nil
 }
